@@ -1,0 +1,105 @@
+"""What every service's app factory and `__main__` share.
+
+`base_app()` returns an Application with the common middlewares, probes, metrics and
+security headers; `run_service()` serves it with handler cancellation (a client that goes
+away cancels the work behind it) and a graceful shutdown:
+
+on SIGTERM/SIGINT the service reports not-ready and answers new requests with 503, lets
+open streams finish for `SHUTDOWN_GRACE_SECONDS`, then ends the rest with an error event
+and `done`, and stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from .errors import error_middleware, json_error
+from .logs import configure_logging
+from .metrics import METRICS, ServiceMetrics, metrics_middleware
+from .probes import SHUTTING_DOWN, add_probe_routes
+from .security import install_security_headers
+from .settings import ServiceSettings
+from .streaming import KEEPALIVE_SECONDS, OPEN_STREAMS
+
+log = logging.getLogger("tinychat.service")
+
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+@web.middleware
+async def refuse_while_draining(request: web.Request, handler: Any) -> web.StreamResponse:
+    if request.app.get(SHUTTING_DOWN) and request.path not in PROBE_PATHS:
+        return json_error(503, "shutting_down", "The server is shutting down; try again.")
+    return await handler(request)
+
+
+def base_app(settings: ServiceSettings, service: str, *, client_max_size: int = 1024**2) -> web.Application:
+    app = web.Application(
+        client_max_size=client_max_size,
+        middlewares=[refuse_while_draining, metrics_middleware, error_middleware],
+    )
+    app[METRICS] = ServiceMetrics(service)
+    app[KEEPALIVE_SECONDS] = settings.keepalive_seconds
+    app[SHUTTING_DOWN] = False
+    add_probe_routes(app)
+    install_security_headers(app)
+    return app
+
+
+def client_session_context(
+    key: web.AppKey[aiohttp.ClientSession], **session_kwargs: Any
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup_ctx that opens the app's one ClientSession under `key`."""
+
+    async def session_ctx(app: web.Application) -> AsyncIterator[None]:
+        session = aiohttp.ClientSession(**session_kwargs)
+        app[key] = session
+        yield
+        await session.close()
+
+    return session_ctx
+
+
+async def drain(app: web.Application, grace_seconds: float) -> None:
+    """Stop taking work, let open streams finish, then end those still open."""
+    app[SHUTTING_DOWN] = True
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace_seconds
+    while app.get(OPEN_STREAMS) and loop.time() < deadline:
+        await asyncio.sleep(0.1)
+    for stream in list(app.get(OPEN_STREAMS, ())):
+        await stream.fail("The server is shutting down; the answer was cut short.", "shutting_down")
+        await stream.close()
+
+
+async def serve(app: web.Application, settings: ServiceSettings, service: str) -> None:
+    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    await site.start()
+    log.info("%s listening on http://%s:%s", service, settings.host, settings.port)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("%s draining for up to %.0fs", service, settings.shutdown_grace_seconds)
+        await drain(app, settings.shutdown_grace_seconds)
+    finally:
+        await runner.cleanup()
+
+
+def run_service(
+    create_app: Callable[[Any], web.Application], settings: ServiceSettings, service: str
+) -> None:
+    configure_logging(service, settings.enable_debug_logs)
+    asyncio.run(serve(create_app(settings), settings, service))

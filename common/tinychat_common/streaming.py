@@ -1,0 +1,134 @@
+"""SSE responses: EventStream (headers, keepalive, tracking) and serve_events().
+
+A handler validates its input first (errors then are JSON 4xx), and only then starts a
+stream; from that point every failure is an `error` event followed by `done`. A client
+that goes away is a normal end: the work behind it is cancelled, nothing is logged as an
+error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import AsyncIterator, Sequence
+
+from aiohttp import web
+
+from . import sse
+from .errors import TinyChatError
+from .events import Done, Error, Event
+
+log = logging.getLogger("tinychat.stream")
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+DEFAULT_KEEPALIVE_SECONDS = 15.0
+
+OPEN_STREAMS = web.AppKey("tinychat_open_streams", weakref.WeakSet)
+KEEPALIVE_SECONDS = web.AppKey("tinychat_keepalive_seconds", float)
+
+ClientGone = (ConnectionResetError, ConnectionError)
+
+
+class EventStream:
+    """One `text/event-stream` response. Frames are written whole, so the keepalive task
+    and the producer never interleave inside an event."""
+
+    def __init__(self, request: web.Request, keepalive_seconds: float | None = None) -> None:
+        self.request = request
+        self.response = web.StreamResponse(status=200, headers=SSE_HEADERS)
+        self.done_sent = False
+        self.events_sent = 0
+        self._keepalive_seconds = keepalive_seconds or request.app.get(
+            KEEPALIVE_SECONDS, DEFAULT_KEEPALIVE_SECONDS
+        )
+        self._loop = asyncio.get_running_loop()
+        self._last_write = self._loop.time()
+        self._keepalive: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        await self.response.prepare(self.request)
+        self._keepalive = asyncio.create_task(self._send_keepalives())
+        self.request.app.setdefault(OPEN_STREAMS, weakref.WeakSet()).add(self)
+
+    async def write(self, data: bytes) -> None:
+        self._last_write = self._loop.time()
+        await self.response.write(data)
+
+    async def send(self, *events: Event) -> None:
+        """Write the events in one write: deltas that arrive together leave together."""
+        if self.done_sent:
+            return
+        await self.write(sse.encode_many(events))
+        self.events_sent += len(events)
+        if isinstance(events[-1], Done):
+            self.done_sent = True
+
+    async def fail(self, message: str, code: str) -> None:
+        """End the stream with an error event and `done`, if it has not ended yet."""
+        if self.done_sent or self._closed:
+            return
+        with contextlib.suppress(ClientGone):
+            await self.send(Error(message, code), Done("error"))
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+        self.request.app.get(OPEN_STREAMS, weakref.WeakSet()).discard(self)
+        with contextlib.suppress(ClientGone):
+            await self.response.write_eof()
+
+    async def _send_keepalives(self) -> None:
+        interval = self._keepalive_seconds
+        try:
+            while True:
+                idle = self._loop.time() - self._last_write
+                if idle >= interval:
+                    await self.write(sse.KEEPALIVE)
+                    idle = 0.0
+                await asyncio.sleep(interval - idle)
+        except ClientGone:
+            pass
+
+
+EventBatch = Event | Sequence[Event]
+
+
+async def serve_events(
+    request: web.Request, events: AsyncIterator[EventBatch], *, keepalive_seconds: float | None = None
+) -> web.StreamResponse:
+    """Stream the events (or batches of events) an async iterator yields, always ending
+    with exactly one `done`."""
+    stream = EventStream(request, keepalive_seconds)
+    await stream.start()
+    try:
+        async for item in events:
+            batch = (item,) if not isinstance(item, Sequence) else tuple(item)
+            if batch:
+                await stream.send(*batch)
+            if stream.done_sent:
+                break
+        else:
+            await stream.send(Done("stop"))
+    except TinyChatError as exc:
+        await stream.fail(exc.message, exc.code)
+    except ClientGone:
+        log.debug("client went away from %s", request.path)
+    except Exception:
+        log.exception("stream %s failed", request.path)
+        await stream.fail(TinyChatError.default_message, TinyChatError.code)
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        await stream.close()
+    return stream.response

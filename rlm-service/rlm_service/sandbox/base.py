@@ -1,0 +1,72 @@
+"""The sandbox interface: where LLM-written code runs, one sandbox per RLM job.
+
+rlm-service speaks to a sandbox only through this interface; the backends (docker,
+process) differ in how the runner is isolated, not in what it does.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from types import TracebackType
+
+# Answers a batch of prompts, in order. `llm_query(p)` is a batch of one.
+LlmQuery = Callable[[list[str]], Awaitable[list[str]]]
+
+
+@dataclass
+class CellResult:
+    stdout: str = ""
+    stderr: str = ""
+    final: str | None = None  # set by FINAL(...), FINAL_VAR(...) or answer["ready"]
+    variables: list[str] = field(default_factory=list)
+    error: str | None = None  # a readable summary when the cell raised
+    timed_out: bool = False  # the cell hit its time limit; the sandbox is dead afterwards
+    truncated_chars: int = 0
+
+
+class SandboxError(Exception):
+    """The sandbox could not start, died, or broke the protocol."""
+
+
+class Sandbox(ABC):
+    @abstractmethod
+    async def execute(self, code: str, *, llm_query: LlmQuery, timeout: float) -> CellResult:
+        """Run one cell in the job's persistent namespace."""
+
+    @abstractmethod
+    async def kill(self) -> None:
+        """Stop the sandbox and everything in it. Idempotent; never raises."""
+
+    @property
+    @abstractmethod
+    def alive(self) -> bool: ...
+
+    async def __aenter__(self) -> Sandbox:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.kill()
+
+
+class SandboxFactory(ABC):
+    """One per rlm-service app (created in a cleanup_ctx)."""
+
+    name: str
+
+    @abstractmethod
+    async def create(self, context: str | list[str]) -> Sandbox:
+        """Start a sandbox whose namespace holds `context`; ready to execute."""
+
+    async def reap_leftovers(self) -> int:
+        """Remove sandboxes a crashed earlier run left behind; how many were removed."""
+        return 0
+
+    async def close(self) -> None:
+        """Kill every sandbox still running."""
