@@ -1,0 +1,75 @@
+"""The public request models, shared by the gateway (which validates first) and the
+services (which validate again: each one trusts nothing it did not check itself).
+
+The OpenAPI description of the public API is derived from these same models.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import BadRequest, PayloadTooLarge
+
+Role = Literal["user", "assistant", "system"]
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Role
+    content: str = ""
+    image: str | None = Field(default=None, description="Base64 image data, without a data: prefix.")
+    image_type: str | None = Field(default=None, description="The image's MIME type, e.g. image/png.")
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    messages: list[Message] = Field(min_length=1)
+    model: str | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    rlm: bool = False
+    show_rlm_thinking: bool = True
+    rlm_passcode: str | None = Field(
+        default=None, description="Deprecated: send the X-RLM-Passcode header instead."
+    )
+
+
+class ImageRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(min_length=1)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def readable_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{where}: {message}")
+    return "; ".join(parts)
+
+
+async def parse_body(request: web.Request, model: type[M]) -> M:
+    """Read and validate a JSON body, or raise a BadRequest that says what is wrong."""
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise PayloadTooLarge(exc.text or PayloadTooLarge.default_message) from None
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise BadRequest("The body must be a JSON object.", code="invalid_request")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest(readable_validation_error(exc), code="invalid_request") from None
