@@ -8,7 +8,7 @@ Over the limit, `acquire()` raises `Busy` at once: callers never queue.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
 
@@ -23,6 +23,10 @@ class ConcurrencyLimiter(Protocol):
         """Take a token or raise Busy; returns the token's id."""
 
     async def release(self, token: str) -> None: ...
+
+    def on_lost(self, token: str, callback: Callable[[str], None]) -> None:
+        """Call `callback(token)` if the token is lost while held (a Redis lease that could
+        not be renewed); the holder should then stop its job. Local tokens are never lost."""
 
     async def in_use(self) -> int: ...
 
@@ -44,6 +48,9 @@ class LocalLimiter:
 
     async def release(self, token: str) -> None:
         self._held.discard(token)
+
+    def on_lost(self, token: str, callback: Callable[[str], None]) -> None:
+        """A token held in this process cannot be lost while the process lives."""
 
     async def in_use(self) -> int:
         return len(self._held)

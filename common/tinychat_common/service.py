@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -47,6 +48,8 @@ def base_app(settings: ServiceSettings, service: str, *, client_max_size: int = 
     )
     app[METRICS] = ServiceMetrics(service)
     app[KEEPALIVE_SECONDS] = settings.keepalive_seconds
+    # Made now: an app's state may not change once it has started.
+    app[OPEN_STREAMS] = weakref.WeakSet()
     app[SHUTTING_DOWN] = False
     add_probe_routes(app)
     install_security_headers(app)
@@ -54,12 +57,22 @@ def base_app(settings: ServiceSettings, service: str, *, client_max_size: int = 
 
 
 def client_session_context(
-    key: web.AppKey[aiohttp.ClientSession], **session_kwargs: Any
+    key: web.AppKey[aiohttp.ClientSession],
+    *,
+    connector_factory: Callable[[], aiohttp.BaseConnector] | None = None,
+    **session_kwargs: Any,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A cleanup_ctx that opens the app's one ClientSession under `key`."""
+    """A cleanup_ctx that opens the app's one ClientSession under `key`.
+
+    `connector_factory` builds the connector inside the running loop, e.g.
+    `lambda: aiohttp.TCPConnector(limit=0)` where aiohttp's default of 100 open
+    connections would queue streams."""
 
     async def session_ctx(app: web.Application) -> AsyncIterator[None]:
-        session = aiohttp.ClientSession(**session_kwargs)
+        kwargs = dict(session_kwargs)
+        if connector_factory is not None:
+            kwargs["connector"] = connector_factory()
+        session = aiohttp.ClientSession(**kwargs)
         app[key] = session
         yield
         await session.close()

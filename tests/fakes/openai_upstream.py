@@ -54,6 +54,7 @@ class FakeOpenAI(FakeServer):
         self.api_key = api_key
         self.history: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
+        self.peers: list[tuple[str, int]] = []  # client address per request: shows connection reuse
         self.disconnects = 0
         self.disconnected = asyncio.Event()
         self.model_list_calls = 0
@@ -94,6 +95,7 @@ class FakeOpenAI(FakeServer):
         body = await request.json()
         self.history.append(body)
         self.headers.append(dict(request.headers))
+        self.peers.append(request.transport.get_extra_info("peername") if request.transport else ("", 0))
         if self._unauthorized(request):
             return web.json_response(
                 openai_error("Incorrect API key provided.", code="invalid_api_key"), status=401

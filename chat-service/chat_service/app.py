@@ -1,0 +1,62 @@
+"""The chat-service application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+from tinychat_common.chatlog import ChatLog, chat_log_context
+from tinychat_common.metrics import METRICS
+from tinychat_common.service import base_app, client_session_context
+
+from .catalog import ModelCatalog
+from .chat import ChatMetrics, ChatService
+from .config import ChatSettings
+from .upstream import UpstreamClient, session_timeout
+
+SETTINGS = web.AppKey("chat_settings", ChatSettings)
+SESSION = web.AppKey("chat_upstream_session", aiohttp.ClientSession)
+CHAT_LOG = web.AppKey("chat_log", ChatLog)
+CHAT = web.AppKey("chat_service", ChatService)
+
+# An image of MAX_IMAGE_SIZE_MB travels as base64 (4/3 larger) inside the JSON body,
+# next to up to MAX_CONVERSATION_HISTORY messages of text.
+_BODY_HEADROOM = 4 * 1024 * 1024
+
+
+def body_limit(settings: ChatSettings) -> int:
+    return int(settings.max_image_bytes * 4 / 3) + 4 * settings.max_message_length + _BODY_HEADROOM
+
+
+def create_app(settings: ChatSettings) -> web.Application:
+    # Imported here: handlers read the AppKeys above.
+    from .routes import add_routes
+
+    app = base_app(settings, "chat-service", client_max_size=body_limit(settings))
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(
+        client_session_context(
+            SESSION,
+            timeout=session_timeout(settings),
+            # No cap on open connections: each open stream holds one for its lifetime.
+            connector_factory=lambda: aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+        )
+    )
+    app.cleanup_ctx.append(chat_log_context(CHAT_LOG, settings.chat_log))
+    app.cleanup_ctx.append(chat_service_context)
+    add_routes(app)
+    return app
+
+
+async def chat_service_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    upstream = UpstreamClient(app[SESSION], settings)
+    app[CHAT] = ChatService(
+        settings,
+        upstream,
+        ModelCatalog(settings, upstream),
+        app[CHAT_LOG],
+        ChatMetrics(app[METRICS]),
+    )
+    yield

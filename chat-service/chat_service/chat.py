@@ -1,0 +1,147 @@
+"""One chat turn: validate and prepare it, relay the answer, then count and log it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from prometheus_client import Counter, Histogram
+from tinychat_common.chatlog import ChatLog, redact_images
+from tinychat_common.errors import TinyChatError
+from tinychat_common.events import Content, Done, Event
+from tinychat_common.metrics import ServiceMetrics
+from tinychat_common.models import Message
+
+from .catalog import ModelCatalog
+from .config import ChatSettings
+from .conversation import InternalChatRequest, Limits, prepare_messages, upstream_payload
+from .upstream import Completion, StreamEnd, UpstreamClient
+
+TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
+
+
+class ChatMetrics:
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.ttft: Histogram = metrics.histogram(
+            "tinychat_chat_ttft_seconds",
+            "Time from request to the first piece of the answer, by model.",
+            ["model"],
+            buckets=TTFT_BUCKETS,
+        )
+        self.upstream_errors: Counter = metrics.counter(
+            "tinychat_chat_upstream_errors", "Failed model API calls, by kind.", ["kind"]
+        )
+        self.events_relayed: Counter = metrics.counter(
+            "tinychat_chat_events_relayed", "Content events relayed to clients."
+        )
+        self.completions: Counter = metrics.counter(
+            "tinychat_chat_completions", "Finished chat requests, by model and outcome.", ["model", "outcome"]
+        )
+
+
+@dataclass
+class PreparedChat:
+    model: str
+    temperature: float
+    messages: list[Message]  # as kept after trimming, for the log
+    payload: dict[str, Any]
+    started: float
+
+
+@dataclass
+class Outcome:
+    finish_reason: str = "cancelled"  # until we learn otherwise: the client went away
+    usage: dict[str, Any] | None = None
+    error_code: str | None = None
+
+
+class ChatService:
+    def __init__(
+        self,
+        settings: ChatSettings,
+        upstream: UpstreamClient,
+        catalog: ModelCatalog,
+        chat_log: ChatLog,
+        metrics: ChatMetrics,
+    ) -> None:
+        self.settings = settings
+        self.upstream = upstream
+        self.catalog = catalog
+        self.chat_log = chat_log
+        self.metrics = metrics
+        self.limits = Limits(
+            settings.max_message_length, settings.max_conversation_history, settings.max_image_bytes
+        )
+
+    async def prepare(self, request: InternalChatRequest) -> PreparedChat:
+        """Everything that can be refused is refused here, before any stream starts."""
+        started = time.perf_counter()
+        model = await self.catalog.resolve(request.model)
+        # `is None`, not `or`: a temperature of 0 is a choice, not a missing value.
+        temperature = (
+            self.settings.default_temperature if request.temperature is None else request.temperature
+        )
+        kept, converted = await prepare_messages(request.messages, self.limits)
+        payload = upstream_payload(request, model, temperature, converted)
+        return PreparedChat(model, temperature, kept, payload, started)
+
+    async def stream(self, chat: PreparedChat) -> AsyncIterator[Event]:
+        """The answer as events, ending with Done; upstream failures are raised."""
+        outcome = Outcome()
+        parts: list[str] = []
+        try:
+            async for item in self.upstream.stream_chat(chat.payload):
+                if isinstance(item, StreamEnd):
+                    outcome.finish_reason, outcome.usage = item.finish_reason, item.usage
+                    yield Done(item.finish_reason, item.usage)
+                    return
+                if not parts:
+                    self.metrics.ttft.labels(chat.model).observe(time.perf_counter() - chat.started)
+                parts.append(item)
+                self.metrics.events_relayed.inc()
+                yield Content(item)
+        except TinyChatError as exc:
+            outcome.finish_reason, outcome.error_code = "error", exc.code
+            self.metrics.upstream_errors.labels(exc.code).inc()
+            raise
+        except Exception:
+            outcome.finish_reason, outcome.error_code = "error", "internal_error"
+            raise
+        finally:
+            self._finish(chat, outcome, "".join(parts))
+
+    async def complete(self, chat: PreparedChat) -> Completion:
+        outcome = Outcome()
+        completion: Completion | None = None
+        try:
+            completion = await self.upstream.complete(chat.payload)
+            outcome.finish_reason, outcome.usage = completion.finish_reason, completion.usage
+            if completion.content:
+                self.metrics.ttft.labels(chat.model).observe(time.perf_counter() - chat.started)
+            return completion
+        except TinyChatError as exc:
+            outcome.finish_reason, outcome.error_code = "error", exc.code
+            self.metrics.upstream_errors.labels(exc.code).inc()
+            raise
+        finally:
+            self._finish(chat, outcome, completion.content if completion else "")
+
+    def _finish(self, chat: PreparedChat, outcome: Outcome, response: str) -> None:
+        self.metrics.completions.labels(chat.model, outcome.finish_reason).inc()
+        if not self.chat_log.enabled:
+            return
+        entry: dict[str, Any] = {
+            "service": "chat",
+            "model": chat.model,
+            "temperature": chat.temperature,
+            "messages": redact_images(m.model_dump(exclude_none=True) for m in chat.messages),
+            "response": response,
+            "finish_reason": outcome.finish_reason,
+            "usage": outcome.usage,
+            "duration_ms": round((time.perf_counter() - chat.started) * 1000, 1),
+        }
+        if outcome.error_code:
+            entry["error"] = outcome.error_code
+        self.chat_log.record(entry)

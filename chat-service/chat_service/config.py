@@ -1,0 +1,76 @@
+"""chat-service settings, read from the environment (field name = variable name, lower case)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from tinychat_common.chatlog import check_log_path
+from tinychat_common.settings import ServiceSettings
+
+AUTO_MODELS = "auto"
+DEFAULT_MODEL_LIST = "gpt-3.5-turbo,gpt-4,gpt-4-turbo"
+
+
+class ChatSettings(ServiceSettings):
+    port: int = 8001
+
+    openai_api_url: str = "https://api.openai.com/v1"
+    openai_api_key: SecretStr = SecretStr("")
+    default_model: str = Field(default="gpt-3.5-turbo", min_length=1)
+    # A comma list (DEFAULT_MODEL is added first when missing), or `auto` to ask the API.
+    available_models: str = ""
+    default_temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_message_length: int = Field(default=262144, gt=0)
+    max_conversation_history: int = Field(default=50, gt=0)
+    max_image_size_mb: float = Field(default=10, gt=0)
+    chat_log: str = ""
+
+    upstream_connect_timeout: float = Field(default=10.0, gt=0)
+    upstream_first_byte_timeout: float = Field(default=60.0, gt=0)
+    upstream_idle_timeout: float = Field(default=120.0, gt=0)
+    models_cache_seconds: float = Field(default=60.0, ge=0)
+
+    @field_validator("openai_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as https://api.openai.com/v1")
+        return value
+
+    @field_validator("chat_log")
+    @classmethod
+    def _writable_log(cls, value: str) -> str:
+        return check_log_path(value.strip())
+
+    @model_validator(mode="after")
+    def _models_listed(self) -> ChatSettings:
+        if not self.available_models.strip():
+            self.available_models = DEFAULT_MODEL_LIST
+        return self
+
+    @property
+    def discover_models(self) -> bool:
+        return self.available_models.strip().lower() == AUTO_MODELS
+
+    @property
+    def model_list(self) -> list[str]:
+        """The configured models, DEFAULT_MODEL first if it was missing, without duplicates."""
+        named = [m.strip() for m in self.available_models.split(",") if m.strip()]
+        if self.default_model not in named:
+            named.insert(0, self.default_model)
+        return list(dict.fromkeys(named))
+
+    @property
+    def public_api_url(self) -> str:
+        """OPENAI_API_URL without any user:password part: safe for logs and messages."""
+        parts = urlsplit(self.openai_api_url)
+        host = parts.hostname or ""
+        netloc = f"{host}:{parts.port}" if parts.port else host
+        return parts._replace(netloc=netloc).geturl()
+
+    @property
+    def max_image_bytes(self) -> int:
+        return int(self.max_image_size_mb * 1024 * 1024)

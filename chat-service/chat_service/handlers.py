@@ -1,0 +1,47 @@
+"""HTTP handlers: parse, prepare (errors here are JSON 4xx), then answer."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from tinychat_common.models import parse_body
+from tinychat_common.streaming import serve_events
+
+from .app import CHAT, SETTINGS
+from .conversation import InternalChatRequest
+
+
+async def chat_stream(request: web.Request) -> web.StreamResponse:
+    chat = request.app[CHAT]
+    body = await parse_body(request, InternalChatRequest)
+    prepared = await chat.prepare(body)
+    return await serve_events(request, chat.stream(prepared))
+
+
+async def chat_complete(request: web.Request) -> web.Response:
+    chat = request.app[CHAT]
+    body = await parse_body(request, InternalChatRequest)
+    prepared = await chat.prepare(body)
+    completion = await chat.complete(prepared)
+    return web.json_response(
+        {
+            "content": completion.content,
+            "finish_reason": completion.finish_reason,
+            "usage": completion.usage,
+            "model": prepared.model,
+        }
+    )
+
+
+async def list_models(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    choice = await request.app[CHAT].catalog.current()
+    return web.json_response(
+        {
+            "models": choice.models,
+            "default_model": choice.default_model,
+            "default_temperature": settings.default_temperature,
+            "max_message_length": settings.max_message_length,
+            "max_conversation_history": settings.max_conversation_history,
+            "max_image_size_mb": settings.max_image_size_mb,
+        }
+    )

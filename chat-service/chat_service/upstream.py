@@ -1,0 +1,308 @@
+"""The one module that talks to the OpenAI-compatible API.
+
+Every failure of the API or of the way to it is translated here, and only here, into the
+errors of `errors.py`, with messages that never carry the API key, the URL's credentials
+or a stack trace. Closing a stream (the client went away) closes the upstream response
+at once, so the provider stops generating.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import aiohttp
+
+from .config import ChatSettings
+from .errors import (
+    UpstreamAuthFailed,
+    UpstreamBadResponse,
+    UpstreamConnectionLost,
+    UpstreamError,
+    UpstreamModelNotFound,
+    UpstreamRateLimited,
+    UpstreamRejected,
+    UpstreamStalled,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from .openai_stream import OpenAIStreamParser, error_message
+
+log = logging.getLogger("chat_service.upstream")
+
+_BODY_END_WAIT_SECONDS = 1.0
+
+
+@dataclass
+class StreamEnd:
+    """How an upstream stream ended: the last thing `stream_chat` yields."""
+
+    finish_reason: str
+    usage: dict[str, Any] | None = None
+
+
+@dataclass
+class Completion:
+    content: str
+    finish_reason: str
+    usage: dict[str, Any] | None = None
+
+
+def session_timeout(settings: ChatSettings) -> aiohttp.ClientTimeout:
+    # No total limit: an answer may stream for minutes. First byte and idleness are
+    # watched per request (see ReadDeadline), connecting here.
+    return aiohttp.ClientTimeout(total=None, sock_connect=settings.upstream_connect_timeout)
+
+
+class UpstreamClient:
+    def __init__(self, session: aiohttp.ClientSession, settings: ChatSettings) -> None:
+        self._session = session
+        self._settings = settings
+        # Credentials in the URL (user:password@) become Basic auth, unless an API key is set.
+        self._base = settings.public_api_url
+        self._where = urlsplit(settings.openai_api_url).hostname or "the model API"
+        key = settings.openai_api_key.get_secret_value()
+        user, password = _url_credentials(settings.openai_api_url)
+        if key:
+            self._authorization = f"Bearer {key}"
+        elif user or password:
+            self._authorization = aiohttp.BasicAuth(user, password).encode()
+        else:
+            self._authorization = ""
+        self._secrets = [s for s in (key, user, password) if len(s) >= 4]
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "text/event-stream, application/json"}
+        if self._authorization:
+            headers["Authorization"] = self._authorization
+        return headers
+
+    def scrub(self, text: str) -> str:
+        """Text from the upstream with anything secret blanked out."""
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    async def list_models(self) -> list[str]:
+        """The model ids the API offers (GET /models)."""
+        timeout = self._settings.upstream_first_byte_timeout
+        try:
+            async with (
+                asyncio.timeout(timeout),
+                self._session.get(f"{self._base}/models", headers=self._headers()) as response,
+            ):
+                if response.status != 200:
+                    raise await self._status_error(response, model=None)
+                body = await response.json(content_type=None)
+        except aiohttp.ClientError as exc:  # before TimeoutError: aiohttp's timeouts are both
+            raise self._transport_error(exc, started=False) from None
+        except TimeoutError:
+            raise UpstreamTimeout(f"The model API did not list its models within {timeout:g} s.") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UpstreamBadResponse("The model API's model list is not JSON.") from None
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, list):
+            raise UpstreamBadResponse("The model API's model list has no `data` array.")
+        return [str(item["id"]) for item in data if isinstance(item, dict) and item.get("id")]
+
+    async def stream_chat(self, payload: dict[str, Any]) -> AsyncIterator[str | StreamEnd]:
+        """Yield the answer's text, one string per read from the API, then one StreamEnd."""
+        model = str(payload.get("model"))
+        response = await self._open_stream(payload)
+        parser = OpenAIStreamParser(self.scrub)
+        deadline = ReadDeadline(
+            response, self._settings.upstream_first_byte_timeout, self._settings.upstream_idle_timeout
+        )
+        try:
+            async for text in self._read_stream(response, parser, deadline):
+                yield text
+            if not parser.complete:
+                raise UpstreamConnectionLost(
+                    f"The model API ({model}) closed the stream before the answer was complete."
+                )
+            yield StreamEnd(parser.finish_reason or "stop", parser.usage)
+        finally:
+            deadline.cancel()
+            await finish_response(response, answered=parser.done)
+
+    async def complete(self, payload: dict[str, Any]) -> Completion:
+        """The whole answer at once; streamed underneath so the same timeouts apply."""
+        parts: list[str] = []
+        end = StreamEnd("stop")
+        async for item in self.stream_chat(payload):
+            if isinstance(item, StreamEnd):
+                end = item
+            else:
+                parts.append(item)
+        return Completion("".join(parts), end.finish_reason, end.usage)
+
+    async def _open_stream(self, payload: dict[str, Any]) -> aiohttp.ClientResponse:
+        timeout = self._settings.upstream_first_byte_timeout
+        response: aiohttp.ClientResponse | None = None
+        try:
+            async with asyncio.timeout(timeout):
+                response = await self._session.post(
+                    f"{self._base}/chat/completions", json=payload, headers=self._headers()
+                )
+                if response.status != 200:
+                    raise await self._status_error(response, model=str(payload.get("model")))
+                return response
+        except aiohttp.ClientError as exc:  # before TimeoutError: aiohttp's timeouts are both
+            raise self._transport_error(exc, started=False) from None
+        except TimeoutError:
+            if response is not None:
+                response.close()
+            raise UpstreamTimeout(f"The model API did not start answering within {timeout:g} s.") from None
+        except BaseException:
+            if response is not None:
+                response.close()
+            raise
+
+    async def _read_stream(
+        self, response: aiohttp.ClientResponse, parser: OpenAIStreamParser, deadline: ReadDeadline
+    ) -> AsyncIterator[str]:
+        reader = response.content.iter_any().__aiter__()
+        while not parser.done:
+            deadline.start_waiting()
+            try:
+                data = await reader.__anext__()
+            except StopAsyncIteration:
+                break
+            except (aiohttp.ClientError, ConnectionError) as exc:
+                if deadline.expired:
+                    raise deadline.error() from None
+                raise self._transport_error(exc, started=True) from None
+            deadline.got_data()
+            text = parser.feed(data)
+            if text:
+                yield text
+            parser.raise_failure()
+        if deadline.expired:
+            raise deadline.error()
+        tail = parser.close()
+        if tail:
+            yield tail
+        parser.raise_failure()
+
+    async def _status_error(self, response: aiohttp.ClientResponse, model: str | None) -> UpstreamError:
+        try:
+            raw = await response.read()
+            detail = error_message(json.loads(raw))
+        except (aiohttp.ClientError, json.JSONDecodeError, UnicodeDecodeError):
+            detail = ""
+        finally:
+            response.close()
+        detail = self.scrub(detail)
+        status = response.status
+        log.warning("model API answered HTTP %s: %s", status, detail or "(no detail)")
+        suffix = f": {detail}" if detail else "."
+        if status in (401, 403):
+            # The provider's text may quote part of the key: say what to fix instead.
+            return UpstreamAuthFailed(
+                f"The model API refused the request (HTTP {status}). Check OPENAI_API_KEY."
+            )
+        if status == 404:
+            what = f"the model '{model}'" if model else "this request"
+            return UpstreamModelNotFound(
+                f"The model API has no {what} (HTTP 404){suffix} Check the model name and OPENAI_API_URL."
+            )
+        if status == 429:
+            return UpstreamRateLimited(f"The model API is rate limiting requests (HTTP 429){suffix}")
+        if 400 <= status < 500:
+            return UpstreamRejected(f"The model API rejected the request (HTTP {status}){suffix}")
+        return UpstreamUnavailable(f"The model API failed (HTTP {status}){suffix}")
+
+    def _transport_error(self, exc: BaseException, *, started: bool) -> UpstreamError | UpstreamTimeout:
+        log.warning("model API transport error: %s", self.scrub(f"{type(exc).__name__}: {exc}"))
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            seconds = self._settings.upstream_connect_timeout
+            return UpstreamTimeout(
+                f"Could not connect to the model API at {self._where} within {seconds:g} s."
+            )
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            reason = exc.os_error.strerror or type(exc.os_error).__name__
+            return UpstreamUnavailable(f"Could not connect to the model API at {self._where}: {reason}.")
+        if started or isinstance(exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError):
+            return UpstreamConnectionLost()
+        return UpstreamUnavailable(f"The request to the model API at {self._where} failed.")
+
+
+async def finish_response(response: aiohttp.ClientResponse, *, answered: bool) -> None:
+    """Keep the connection for the next request after a whole answer; otherwise close it,
+    which tells the API to stop generating (the client went away, or something failed)."""
+    if answered and not response.content.at_eof():
+        # After [DONE] the body's end is normally already on its way.
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+            async with asyncio.timeout(_BODY_END_WAIT_SECONDS):
+                while await response.content.readany():
+                    pass
+    if answered and response.content.at_eof():
+        response.release()
+    else:
+        response.close()
+
+
+class ReadDeadline:
+    """Closes the upstream response when the API sends nothing for too long.
+
+    Only time spent waiting for the API counts, not time our own client takes to accept
+    what we relay. One timer per stream, re-armed only when it fires, keeps the per-chunk
+    cost to a clock read and a few attribute writes (a stream may carry thousands of chunks).
+    """
+
+    def __init__(self, response: aiohttp.ClientResponse, first_byte: float, idle: float) -> None:
+        self._response = response
+        self._loop = asyncio.get_running_loop()
+        self._idle = idle
+        self._first_byte = first_byte
+        self._limit = first_byte
+        self._since = self._loop.time()
+        self.waiting = True
+        self.expired = False
+        self.got_first_byte = False
+        self._handle = self._loop.call_at(self._since + first_byte, self._check)
+
+    def start_waiting(self) -> None:
+        if self.got_first_byte:
+            self._since = self._loop.time()
+        self.waiting = True
+
+    def got_data(self) -> None:
+        self.waiting = False
+        if not self.got_first_byte:
+            self.got_first_byte = True
+            self._limit = self._idle
+            # The timer was set for the first byte; the idle limit may be shorter.
+            self._handle.cancel()
+            self._handle = self._loop.call_at(self._loop.time() + self._idle, self._check)
+
+    def error(self) -> UpstreamTimeout:
+        if not self.got_first_byte:
+            return UpstreamTimeout(f"The model API did not start answering within {self._first_byte:g} s.")
+        return UpstreamStalled(
+            f"The model API sent nothing for {self._idle:g} s in the middle of the answer."
+        )
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+    def _check(self) -> None:
+        now = self._loop.time()
+        if self.waiting and now - self._since >= self._limit:
+            self.expired = True
+            self._response.close()
+            return
+        # Not waiting now (our client is slow): count afresh from here.
+        due = self._since + self._limit if self.waiting else now + self._limit
+        self._handle = self._loop.call_at(max(due, now), self._check)
+
+
+def _url_credentials(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return unquote(parts.username or ""), unquote(parts.password or "")

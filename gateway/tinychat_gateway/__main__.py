@@ -1,0 +1,17 @@
+"""`python -m tinychat_gateway`: the public gateway on PORT (default 8000)."""
+
+from __future__ import annotations
+
+from tinychat_common.service import run_service
+from tinychat_common.settings import load_settings
+
+from .app import create_app
+from .config import GatewaySettings
+
+
+def main() -> None:
+    run_service(create_app, load_settings(GatewaySettings), "gateway")
+
+
+if __name__ == "__main__":
+    main()

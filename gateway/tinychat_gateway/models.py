@@ -1,0 +1,84 @@
+"""Models of the gateway's own public bodies: the ones tinychat_common.models does not
+hold because only the gateway speaks them. /api/openapi.json is built from these and from
+tinychat_common.models, so the description cannot drift from the validation."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RlmValidateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    passcode: str | None = Field(
+        default=None, description="The passcode; the X-RLM-Passcode header may carry it instead."
+    )
+
+
+class RlmValidateResponse(BaseModel):
+    valid: bool
+    passcode_required: bool
+
+
+class ErrorBody(BaseModel):
+    """Every error answered before a stream starts."""
+
+    error: str = Field(description="A stable machine-readable code, e.g. invalid_request.")
+    detail: str = Field(description="What went wrong, for a person.")
+
+
+class ImageConfig(BaseModel):
+    enabled: bool
+    provider: str | None = None
+
+
+class RlmConfig(BaseModel):
+    enabled: bool
+    passcode_required: bool
+    max_iterations: int | None = None
+    timeout: float | None = None
+    sandbox: str | None = None
+
+
+class ChatConfig(BaseModel):
+    enabled: bool
+
+
+class ConfigResponse(BaseModel):
+    version: str
+    models: list[str]
+    default_model: str | None
+    default_temperature: float | None
+    max_message_length: int
+    max_conversation_history: int | None
+    max_request_bytes: int
+    chat: ChatConfig
+    image: ImageConfig
+    rlm: RlmConfig
+
+
+class ServiceHealth(BaseModel):
+    status: str = Field(description="ready, not_ready or unreachable.")
+    latency_ms: float
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(description="ok when every service is ready, degraded otherwise.")
+    version: str
+    services: dict[str, ServiceHealth]
+
+
+class StreamEvent(BaseModel):
+    """One `data:` payload of the event stream; exactly one of content, status, image, rlm,
+    error or done is the event's kind, and `done` is always the last event."""
+
+    content: str | None = None
+    status: str | None = None
+    image: str | None = Field(default=None, description="A data: URI of a generated image.")
+    prompt: str | None = None
+    rlm: dict | None = Field(default=None, description="One step of an RLM trace.")
+    error: str | None = Field(default=None, description="A readable error; `done` follows.")
+    code: str | None = None
+    done: bool | None = None
+    finish_reason: str | None = Field(default=None, description="stop, length, error or cancelled.")
+    usage: dict | None = None

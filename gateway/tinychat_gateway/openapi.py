@@ -1,0 +1,184 @@
+"""/api/openapi.json: OpenAPI 3.1, built from the same pydantic models that validate the
+requests (tinychat_common.models) and shape the answers (tinychat_gateway.models)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+from tinychat_common.models import ChatRequest
+
+from .models import (
+    ConfigResponse,
+    ErrorBody,
+    HealthResponse,
+    RlmValidateRequest,
+    RlmValidateResponse,
+    StreamEvent,
+)
+
+REF = "#/components/schemas/{model}"
+SCHEMA_MODELS: list[type[BaseModel]] = [
+    ChatRequest,
+    RlmValidateRequest,
+    RlmValidateResponse,
+    ConfigResponse,
+    HealthResponse,
+    ErrorBody,
+    StreamEvent,
+]
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    meaning = {
+        400: "The request is not valid (bad JSON, unknown keys, out-of-range values).",
+        401: "RLM needs a passcode and the one given is missing or wrong.",
+        413: "The body or a message is too large.",
+        429: "Too many requests or wrong passcodes; see Retry-After.",
+        502: "A service behind the gateway answered something unexpected.",
+        503: "The server is shutting down.",
+    }
+    answers = {str(status): _json(ErrorBody, meaning[status]) for status in statuses}
+    for status in (429,):
+        if str(status) in answers:
+            answers[str(status)]["headers"] = {
+                "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+            }
+    return answers
+
+
+def _operations() -> dict[str, Any]:
+    passcode_header = {
+        "name": "X-RLM-Passcode",
+        "in": "header",
+        "required": False,
+        "description": "The RLM passcode, when RLM_PASSCODE is set.",
+        "schema": {"type": "string"},
+    }
+    text = {"description": "OK", "content": {"text/plain": {"schema": {"type": "string"}}}}
+    return {
+        "/api/chat/stream": {
+            "post": {
+                "summary": "Stream an answer: chat, `/image <prompt>`, or an RLM job (`rlm: true`).",
+                "operationId": "chatStream",
+                "parameters": [passcode_header],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(ChatRequest)}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "Server-sent events: one `data: <StreamEvent JSON>` line and a "
+                        "blank line each, `: keepalive` comments, always ending with a `done` event.",
+                        "content": {
+                            "text/event-stream": {
+                                "schema": {"type": "string"},
+                                "x-event-schema": _ref(StreamEvent),
+                            }
+                        },
+                    },
+                    **_errors(400, 401, 413, 429, 502, 503),
+                },
+            }
+        },
+        "/api/rlm/validate": {
+            "post": {
+                "summary": "Check an RLM passcode.",
+                "operationId": "rlmValidate",
+                "parameters": [passcode_header],
+                "requestBody": {
+                    "required": False,
+                    "content": {"application/json": {"schema": _ref(RlmValidateRequest)}},
+                },
+                "responses": {
+                    "200": _json(RlmValidateResponse, "The passcode is right, or none is needed."),
+                    **_errors(400, 401, 413, 429, 503),
+                },
+            }
+        },
+        "/api/config": {
+            "get": {
+                "summary": "Models, defaults, limits, and which features are enabled.",
+                "operationId": "getConfig",
+                "responses": {"200": _json(ConfigResponse, "OK"), **_errors(503)},
+            }
+        },
+        "/api/health": {
+            "get": {
+                "summary": "The gateway's status and each service's readiness.",
+                "operationId": "getHealth",
+                "responses": {"200": _json(HealthResponse, "OK"), **_errors(503)},
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "summary": "This description.",
+                "operationId": "getOpenApi",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+        "/healthz": {
+            "get": {
+                "summary": "Liveness.",
+                "operationId": "healthz",
+                "responses": {
+                    "200": {
+                        "description": "Alive.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+            }
+        },
+        "/readyz": {
+            "get": {
+                "summary": "Readiness: 503 while shutting down.",
+                "operationId": "readyz",
+                "responses": {
+                    "200": {
+                        "description": "Ready.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "503": {
+                        "description": "Not ready or shutting down.",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics.",
+                "operationId": "metrics",
+                "responses": {"200": text},
+            }
+        },
+    }
+
+
+def build_openapi(version: str) -> dict[str, Any]:
+    _, schemas = models_json_schema([(model, "validation") for model in SCHEMA_MODELS], ref_template=REF)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "TinyChat gateway",
+            "version": version,
+            "description": "The public API of TinyChat. Errors before a stream starts are JSON "
+            "`{error, detail}`; after it starts they are an `error` event followed by `done`.",
+        },
+        "paths": _operations(),
+        "components": {"schemas": schemas.get("$defs", {})},
+    }

@@ -1,0 +1,17 @@
+"""`python -m rlm_service`: serve RLM jobs on PORT (8003)."""
+
+from __future__ import annotations
+
+from tinychat_common.service import run_service
+from tinychat_common.settings import load_settings
+
+from .app import create_app
+from .config import RlmSettings
+
+
+def main() -> None:
+    run_service(create_app, load_settings(RlmSettings), "rlm-service")
+
+
+if __name__ == "__main__":
+    main()

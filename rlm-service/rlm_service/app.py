@@ -1,0 +1,80 @@
+"""The rlm-service application: `create_app(settings)` builds it, nothing global."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import aiohttp
+from aiohttp import web
+from tinychat_common.chatlog import ChatLog, chat_log_context
+from tinychat_common.limiter import ConcurrencyLimiter, make_limiter
+from tinychat_common.metrics import METRICS
+from tinychat_common.probes import add_ready_check
+from tinychat_common.service import base_app, client_session_context
+
+from .config import RlmSettings
+from .metrics import RlmMetrics
+from .routes import add_routes
+from .sandbox import make_sandbox_factory
+from .sandbox.base import SandboxFactory
+
+SETTINGS = web.AppKey("rlm_settings", RlmSettings)
+CHAT_SESSION = web.AppKey("rlm_chat_session", aiohttp.ClientSession)
+LIMITER = web.AppKey("rlm_limiter", ConcurrencyLimiter)
+SANDBOXES = web.AppKey("rlm_sandboxes", SandboxFactory)
+CHAT_LOG = web.AppKey("rlm_chat_log", ChatLog)
+RLM_METRICS = web.AppKey("rlm_metrics", RlmMetrics)
+
+
+def create_app(settings: RlmSettings, *, sandboxes: SandboxFactory | None = None) -> web.Application:
+    """`sandboxes` replaces the factory RLM_SANDBOX names (tests wrap the real one to watch it)."""
+    app = base_app(settings, "rlm-service", client_max_size=settings.rlm_max_request_bytes)
+    app[SETTINGS] = settings
+    app[RLM_METRICS] = RlmMetrics(app[METRICS])
+    app.cleanup_ctx.append(client_session_context(CHAT_SESSION))
+    app.cleanup_ctx.append(chat_log_context(CHAT_LOG, settings.chat_log))
+    app.cleanup_ctx.append(limiter_context)
+    app.cleanup_ctx.append(sandboxes_context(sandboxes))
+    add_ready_check(app, tokens_ready)
+    add_routes(app)
+    return app
+
+
+async def limiter_context(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[LIMITER] = make_limiter(
+        "rlm",
+        settings.max_concurrent_rlm,
+        settings.redis_url,
+        lease_seconds=settings.rlm_token_lease_seconds,
+    )
+    yield
+    await app[LIMITER].close()
+
+
+def sandboxes_context(
+    given: SandboxFactory | None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def sandboxes_ctx(app: web.Application) -> AsyncIterator[None]:
+        factory = given or make_sandbox_factory(app[SETTINGS])
+        # Sandboxes a crashed earlier run left behind go first.
+        await factory.reap_leftovers()
+        app[SANDBOXES] = factory
+        yield
+        await factory.close()
+
+    return sandboxes_ctx
+
+
+async def tokens_ready(app: web.Application) -> dict[str, object]:
+    """Reports where the tokens live. A Redis outage does not make the service unready:
+    requests then get a readable 503 from here instead of no answer at all."""
+    settings = app[SETTINGS]
+    if not settings.redis_url:
+        return {"tokens": "local"}
+    limiter = app[LIMITER]
+    try:
+        in_use = await limiter.in_use()
+    except Exception:
+        return {"tokens": "redis unreachable"}
+    return {"tokens": "redis", "tokens_in_use": in_use}

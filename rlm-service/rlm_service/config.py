@@ -1,0 +1,66 @@
+"""rlm-service settings, read from the environment (field name = variable name, lower case)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator
+from tinychat_common.chatlog import check_log_path
+from tinychat_common.settings import ServiceSettings
+
+from .sandbox.config import SandboxSettings
+
+
+class RlmSettings(ServiceSettings, SandboxSettings):
+    """ServiceSettings, the sandbox's own settings (RLM_SANDBOX, RLM_SANDBOX_IMAGE,
+    RLM_CELL_TIMEOUT, …; see sandbox/config.py) and the RLM engine's."""
+
+    port: int = 8003
+
+    rlm_enabled: bool = True
+    # Every LM call (root model and llm_query) goes to chat-service; rlm-service holds no key.
+    chat_service_url: str = "http://127.0.0.1:8001"
+    chat_service_timeout: float = Field(default=120.0, gt=0)
+
+    rlm_timeout: float = Field(default=60.0, gt=0)
+    rlm_max_iterations: int = Field(default=20, ge=1, le=200)
+    max_concurrent_rlm: int = Field(default=3, ge=1)
+
+    # With REDIS_URL, MAX_CONCURRENT_RLM holds across every replica (leased tokens).
+    redis_url: str = ""
+    rlm_token_lease_seconds: float = Field(default=15.0, gt=0)
+
+    # Sub-calls: prompts longer than this are refused inside the REPL, before any request;
+    # keep it at or below chat-service's MAX_MESSAGE_LENGTH.
+    rlm_max_subcall_chars: int = Field(default=100_000, gt=0)
+    rlm_subcall_concurrency: int = Field(default=4, ge=1, le=64)
+    rlm_max_subcalls: int = Field(default=200, ge=1)
+
+    # What the root model sees of a cell's output, and of the question, per turn.
+    rlm_output_chars: int = Field(default=6000, ge=200)
+    # The largest request body (the conversation that becomes `context`).
+    rlm_max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+
+    chat_log: str = ""
+
+    @field_validator("chat_service_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8001")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("must be empty or a Redis URL such as redis://redis:6379/0")
+        return value
+
+    @field_validator("chat_log")
+    @classmethod
+    def _writable_log(cls, value: str) -> str:
+        return check_log_path(value.strip())

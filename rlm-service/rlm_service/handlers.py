@@ -1,0 +1,109 @@
+"""POST /v1/rlm/stream and GET /v1/rlm/config."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+from tinychat_common.errors import Busy
+from tinychat_common.models import ChatRequest, parse_body
+from tinychat_common.streaming import serve_events
+
+from .app import CHAT_LOG, CHAT_SESSION, LIMITER, RLM_METRICS, SANDBOXES, SETTINGS
+from .chat_client import ChatClient
+from .config import RlmSettings
+from .engine import Engine, EngineLimits, JobRecord, RlmJob, job_from_request
+from .errors import RlmDisabled
+from .jobs import JobRun, release_quietly
+
+log = logging.getLogger("rlm_service.handlers")
+
+
+async def rlm_config(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    return web.json_response(
+        {
+            "enabled": settings.rlm_enabled,
+            "max_iterations": settings.rlm_max_iterations,
+            "timeout": settings.rlm_timeout,
+            "sandbox": settings.rlm_sandbox,
+        }
+    )
+
+
+async def rlm_stream(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    settings = app[SETTINGS]
+    metrics = app[RLM_METRICS]
+    if not settings.rlm_enabled:
+        raise RlmDisabled()
+    # Everything that can be wrong with the request is answered as JSON before a token is taken.
+    job = job_from_request(await parse_body(request, ChatRequest))
+    limiter = app[LIMITER]
+    try:
+        token = await limiter.acquire()
+    except Busy:
+        metrics.jobs.labels("busy").inc()
+        raise
+    metrics.tokens_in_use.inc()
+    try:
+        run = JobRun(
+            build_engine(request, job, settings),
+            job,
+            timeout=settings.rlm_timeout,
+            on_finished=lambda job, record, seconds: job_finished(app, job, record, seconds),
+        )
+        limiter.on_lost(token, run.lose_token)
+        return await serve_events(request, run.events())
+    finally:
+        metrics.tokens_in_use.dec()
+        await release_quietly(limiter.release(token))
+
+
+def build_engine(request: web.Request, job: RlmJob, settings: RlmSettings) -> Engine:
+    app = request.app
+    chat = ChatClient(
+        app[CHAT_SESSION],
+        settings.chat_service_url,
+        model=job.model,
+        temperature=job.temperature,
+        timeout=settings.chat_service_timeout,
+    )
+    limits = EngineLimits(
+        max_iterations=settings.rlm_max_iterations,
+        cell_timeout=settings.rlm_cell_timeout,
+        output_chars=settings.rlm_output_chars,
+        max_subcall_chars=settings.rlm_max_subcall_chars,
+        subcall_concurrency=settings.rlm_subcall_concurrency,
+        max_subcalls=settings.rlm_max_subcalls,
+    )
+    return Engine(chat=chat, sandboxes=app[SANDBOXES], limits=limits, watch=app[RLM_METRICS])
+
+
+def job_finished(app: web.Application, job: RlmJob, record: JobRecord, seconds: float) -> None:
+    """Count the job and write its audit line: the code that ran, the answer, the usage."""
+    metrics = app[RLM_METRICS]
+    metrics.jobs.labels(record.outcome).inc()
+    metrics.job_seconds.observe(seconds)
+    metrics.subcalls.inc(record.subcalls)
+    app[CHAT_LOG].record(
+        {
+            "kind": "rlm",
+            "model": job.model,
+            "temperature": job.temperature,
+            "question": job.question,
+            "context_chars": _context_chars(job.context),
+            "outcome": record.outcome,
+            "iterations": record.iterations,
+            "code": record.cells,
+            "subcalls": record.subcalls,
+            "answer": record.answer,
+            "usage": record.usage.as_dict(),
+            "duration": round(seconds, 3),
+        }
+    )
+    log.info("rlm job %s after %d iteration(s) in %.1fs", record.outcome, record.iterations, seconds)
+
+
+def _context_chars(context: str | list[str]) -> int:
+    return len(context) if isinstance(context, str) else sum(len(item) for item in context)

@@ -1,0 +1,244 @@
+"""The `docker` backend: one container per RLM job, talked to through its attached stdio.
+
+Each container runs RLM_SANDBOX_IMAGE (rlm-service/sandbox.Dockerfile) with no network, a
+read-only root, a size-capped tmpfs /tmp, user 65534, every capability dropped,
+no-new-privileges, and memory, CPU and process limits. It is labelled with the owning
+replica, so a replica that crashed removes its leftovers when it starts again.
+
+The docker SDK blocks, so every call runs in a thread; errors from docker are translated
+into SandboxError in one place (`_docker_errors`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.models.containers import Container
+from docker.types import Ulimit
+
+from .base import SandboxError, SandboxFactory
+from .connection import MAX_MESSAGE_BYTES, RunnerSandbox
+
+log = logging.getLogger("tinychat.rlm.sandbox")
+
+LABEL = "tinychat.sandbox"
+OWNER_LABEL = "tinychat.owner"
+_STDOUT, _STDERR = 1, 2
+
+
+@contextlib.contextmanager
+def _docker_errors(image: str = "") -> Iterator[None]:
+    """The one place where docker's errors become SandboxError."""
+    try:
+        yield
+    except docker.errors.ImageNotFound:
+        raise SandboxError(
+            f"the sandbox image {image!r} is missing; build it with "
+            f"`docker build -f rlm-service/sandbox.Dockerfile -t {image} .`"
+        ) from None
+    except docker.errors.APIError as exc:
+        raise SandboxError(f"docker refused: {exc.explanation or exc}") from None
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as exc:
+        raise SandboxError(f"the docker engine is not reachable ({type(exc).__name__})") from None
+
+
+class DockerSandbox(RunnerSandbox):
+    def __init__(
+        self,
+        container: Container,
+        attached: Any,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        demux: asyncio.Task[None],
+        factory: DockerSandboxFactory,
+    ) -> None:
+        super().__init__(reader, writer)
+        self.container = container
+        self._attached = attached  # docker's socket object; the stream reads its descriptor
+        self._demux = demux
+        self._factory = factory
+
+    @property
+    def container_id(self) -> str:
+        return self.container.id or ""
+
+    async def _exit_reason(self) -> str:
+        def inspect() -> str:
+            with contextlib.suppress(Exception):
+                self.container.reload()
+                state = self.container.attrs.get("State", {})
+                if state.get("OOMKilled"):
+                    return "the sandbox was killed for going over its memory limit"
+                if not state.get("Running"):
+                    return f"the sandbox exited with code {state.get('ExitCode')}"
+            return "the sandbox stopped answering"
+
+        return await asyncio.to_thread(inspect)
+
+    async def _terminate(self) -> None:
+        self._demux.cancel()
+        await self._factory.remove(self.container)
+        with contextlib.suppress(Exception):
+            self._attached.close()
+
+
+class DockerSandboxFactory(SandboxFactory):
+    name = "docker"
+
+    def __init__(
+        self,
+        *,
+        image: str = "tinychat-sandbox:latest",
+        memory: str = "512m",
+        cpus: float = 1.0,
+        pids: int = 64,
+        output_limit: int = 20_000,
+        disk: str = "64m",
+        owner: str | None = None,
+    ) -> None:
+        self.image = image
+        self.memory = memory
+        self.cpus = cpus
+        self.pids = pids
+        self.output_limit = output_limit
+        self.disk = disk
+        self.owner = owner or socket.gethostname()
+        self._client: docker.DockerClient | None = None
+        self._live: dict[str, Container] = {}
+
+    # -- docker calls (blocking; run in threads) ----------------------------------------------
+
+    def _docker(self) -> docker.DockerClient:
+        if self._client is None:
+            with _docker_errors():
+                self._client = docker.from_env(timeout=30)
+        return self._client
+
+    def _run_container(self) -> tuple[Container, Any]:
+        client = self._docker()
+        with _docker_errors(self.image):
+            container = client.containers.create(
+                self.image,
+                stdin_open=True,
+                tty=False,
+                network_mode="none",
+                read_only=True,
+                tmpfs={"/tmp": f"size={self.disk},mode=1777,nosuid,nodev,noexec"},
+                user="65534:65534",
+                working_dir="/tmp",
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                mem_limit=self.memory,
+                memswap_limit=self.memory,  # no swap: the memory limit is the limit
+                nano_cpus=int(self.cpus * 1e9),
+                pids_limit=self.pids,
+                ulimits=[Ulimit(name="nofile", soft=64, hard=64)],
+                labels={LABEL: "1", OWNER_LABEL: self.owner},
+                environment={},
+                detach=True,
+            )
+            self._live[container.id or ""] = container
+            try:
+                # Attached before start, so not a byte of the runner's output is missed.
+                attached = container.attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+                container.start()
+            except BaseException:
+                self._remove_now(container)
+                raise
+        return container, attached
+
+    def _remove_now(self, container: Container) -> None:
+        self._live.pop(container.id or "", None)
+        try:
+            container.remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except Exception as exc:  # logged, not raised: killing must never fail the caller
+            log.error("could not remove sandbox container %s: %s", (container.id or "")[:12], exc)
+
+    def _remove_leftovers(self) -> int:
+        client = self._docker()
+        with _docker_errors():
+            leftovers = client.containers.list(
+                all=True, filters={"label": [f"{LABEL}=1", f"{OWNER_LABEL}={self.owner}"]}
+            )
+        for container in leftovers:
+            self._remove_now(container)
+        return len(leftovers)
+
+    # -- the factory --------------------------------------------------------------------------
+
+    async def create(self, context: str | list[str]) -> DockerSandbox:
+        container, attached = await asyncio.to_thread(self._run_container)
+        try:
+            reader, writer, demux = await _open_streams(attached)
+        except BaseException:
+            await self.remove(container)
+            raise
+        sandbox = DockerSandbox(container, attached, reader, writer, demux, self)
+        limits = {"open_files": 64, "file_size": 64 * 1024**2}
+        await sandbox.start(context, output_limit=self.output_limit, limits=limits)
+        return sandbox
+
+    async def remove(self, container: Container) -> None:
+        await asyncio.to_thread(self._remove_now, container)
+
+    async def reap_leftovers(self) -> int:
+        removed = await asyncio.to_thread(self._remove_leftovers)
+        if removed:
+            log.warning("removed %d sandbox container(s) left behind by an earlier run", removed)
+        return removed
+
+    async def close(self) -> None:
+        await asyncio.gather(*(self.remove(c) for c in list(self._live.values())))
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self._client.close)
+
+    async def ping(self) -> None:
+        """Raise SandboxError unless the engine answers and the image exists."""
+
+        def check() -> None:
+            client = self._docker()
+            with _docker_errors(self.image):
+                client.ping()
+                client.images.get(self.image)
+
+        await asyncio.to_thread(check)
+
+
+async def _open_streams(
+    attached: Any,
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, asyncio.Task[None]]:
+    """Asyncio streams over the attach socket: writes go to the container's stdin as they
+    are; reads carry docker's multiplexing frames, which a task unpacks into `stdout`."""
+    raw = getattr(attached, "_sock", attached)
+    raw.setblocking(False)
+    muxed, writer = await asyncio.open_connection(sock=raw, limit=MAX_MESSAGE_BYTES)
+    stdout = asyncio.StreamReader(limit=MAX_MESSAGE_BYTES)
+    demux = asyncio.create_task(_demultiplex(muxed, stdout))
+    return stdout, writer, demux
+
+
+async def _demultiplex(muxed: asyncio.StreamReader, stdout: asyncio.StreamReader) -> None:
+    # Each frame: 1 byte stream type, 3 zero bytes, 4 bytes big-endian length, payload.
+    try:
+        while True:
+            header = await muxed.readexactly(8)
+            payload = await muxed.readexactly(int.from_bytes(header[4:8], "big"))
+            if header[0] == _STDOUT:
+                stdout.feed_data(payload)
+            elif header[0] == _STDERR:
+                log.debug("sandbox stderr: %r", payload[:500])
+    except (asyncio.IncompleteReadError, ConnectionError, OSError):
+        pass
+    finally:
+        stdout.feed_eof()

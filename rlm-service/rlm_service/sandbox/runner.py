@@ -1,0 +1,330 @@
+"""The sandbox runner: one RLM job's persistent Python REPL, driven over JSON lines.
+
+Standard library only: this file is copied into the sandbox image and run as
+`python3 -I runner.py`, by the process backend as well as inside a container.
+
+Protocol (one JSON object per line; the host speaks first):
+
+    host → runner   {"type": "init", "context": str | [str], "output_limit": 20000, "limits": {…}}
+    runner → host   {"type": "ready"}
+    host → runner   {"type": "exec", "id": 1, "code": "…"}
+    runner → host   {"type": "llm_query", "id": 7, "prompts": ["…"]}        (zero or more, in a cell)
+    host → runner   {"type": "llm_reply", "id": 7, "answers": ["…"]}        or {"…", "error": "…"}
+    runner → host   {"type": "result", "id": 1, "stdout", "stderr", "final", "variables",
+                     "error", "truncated_chars"}
+    runner → host   {"type": "fatal", "error": "…"}                          (then the runner exits)
+
+The protocol travels on duplicates of the original stdin/stdout; file descriptors 0, 1 and 2
+point at /dev/null while cells run and `sys.stdout`/`sys.stderr` capture into bounded
+buffers, so nothing a cell prints can look like a protocol line to the host.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import io
+import json
+import linecache
+import os
+import resource
+import sys
+import traceback
+
+DEFAULT_OUTPUT_LIMIT = 20_000
+MAX_VARIABLES_LISTED = 200
+# This file's name as its code objects know it (a path, or "<string>" when run with -c).
+RUNNER_FILE = (lambda: None).__code__.co_filename
+HELPER_NAMES = frozenset({"llm_query", "llm_query_batched", "FINAL", "FINAL_VAR"})
+
+_LIMITS = {
+    "address_space": resource.RLIMIT_AS,
+    "cpu_seconds": resource.RLIMIT_CPU,
+    "file_size": resource.RLIMIT_FSIZE,
+    "open_files": resource.RLIMIT_NOFILE,
+    "processes": resource.RLIMIT_NPROC,
+}
+
+
+class HostGone(BaseException):
+    """The host closed the protocol channel; the runner has nothing left to do.
+
+    A BaseException so that a cell's `except Exception` cannot swallow it."""
+
+
+class ProtocolChannel:
+    def __init__(self, reader: io.BufferedReader, writer: io.BufferedWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    def send(self, message: dict) -> None:
+        self.writer.write(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
+        self.writer.flush()
+
+    def receive(self) -> dict:
+        # BufferedReader.readline runs in C: a line of tens of MB is read in one pass.
+        line = self.reader.readline()
+        if not line:
+            raise HostGone
+        message = json.loads(line)
+        if not isinstance(message, dict):
+            raise ValueError("protocol message is not an object")
+        return message
+
+
+class CappedText(io.TextIOBase):
+    """A text stream that keeps the head and the tail of what is written, up to `limit`
+    characters in all, and counts what it drops (a cell may print 100 MB)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.head_limit = limit - limit // 4
+        self.tail_limit = limit // 4
+        self.head: list[str] = []
+        self.head_size = 0
+        self.tail = ""
+        self.total = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        written = len(text)
+        self.total += written
+        room = self.head_limit - self.head_size
+        if room > 0:
+            self.head.append(text[:room])
+            self.head_size += min(room, len(text))
+            text = text[room:]
+        if text and self.tail_limit:
+            self.tail = (self.tail + text[-self.tail_limit :])[-self.tail_limit :]
+        return written
+
+    @property
+    def cut(self) -> int:
+        return max(0, self.total - self.head_size - len(self.tail))
+
+    def getvalue(self) -> str:
+        head = "".join(self.head)
+        if not self.cut:
+            return head + self.tail
+        return f"{head}\n[… {self.cut:,} characters cut …]\n{self.tail}"
+
+
+class Runner:
+    def __init__(self, channel: ProtocolChannel) -> None:
+        self.channel = channel
+        self.owner_pid = os.getpid()
+        self.output_limit = DEFAULT_OUTPUT_LIMIT
+        self.final: str | None = None
+        self.next_query_id = 0
+        self.cell_count = 0
+        self.namespace: dict = {}
+
+    # -- set-up ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        init = self.channel.receive()
+        if init.get("type") != "init":
+            raise ValueError("the first message must be init")
+        apply_limits(init.get("limits") or {})
+        self.output_limit = int(init.get("output_limit") or DEFAULT_OUTPUT_LIMIT)
+        context = init.get("context", "")
+        if not (
+            isinstance(context, str)
+            or (isinstance(context, list) and all(isinstance(c, str) for c in context))
+        ):
+            raise ValueError("context must be a string or a list of strings")
+        # One dict for globals and locals: functions defined in a cell see names assigned later.
+        self.namespace = {
+            "__name__": "__main__",
+            "__builtins__": builtins,
+            "context": context,
+            "answer": {"content": "", "ready": False},
+            "llm_query": self.llm_query,
+            "llm_query_batched": self.llm_query_batched,
+            "FINAL": self.set_final,
+            "FINAL_VAR": self.set_final_from_variable,
+        }
+        self.channel.send({"type": "ready"})
+
+    # -- what a cell can call ---------------------------------------------------------------
+
+    def llm_query(self, prompt: str) -> str:
+        """Ask the language model one question; returns its answer as text."""
+        if not isinstance(prompt, str):
+            raise TypeError(f"llm_query(prompt) needs a str, got {type(prompt).__name__}")
+        return self._ask([prompt])[0]
+
+    def llm_query_batched(self, prompts: list[str]) -> list[str]:
+        """Ask several questions at once; answers come back in the same order."""
+        prompts = list(prompts)
+        if not all(isinstance(p, str) for p in prompts):
+            raise TypeError("llm_query_batched(prompts) needs a list of str")
+        if not prompts:
+            return []
+        return self._ask(prompts)
+
+    def set_final(self, value: object) -> None:
+        """Set the job's final answer."""
+        self.final = value if isinstance(value, str) else str(value)
+
+    def set_final_from_variable(self, name: str) -> None:
+        """Set the job's final answer to the value of the variable called `name`."""
+        name = str(name).strip().strip("\"'")
+        if name not in self.namespace:
+            raise NameError(f"FINAL_VAR: no variable named {name!r}")
+        self.set_final(self.namespace[name])
+
+    def _ask(self, prompts: list[str]) -> list[str]:
+        if os.getpid() != self.owner_pid:
+            raise RuntimeError("llm_query is not available in a child process")
+        self.next_query_id += 1
+        query_id = self.next_query_id
+        self.channel.send({"type": "llm_query", "id": query_id, "prompts": prompts})
+        reply = self.channel.receive()
+        if reply.get("type") != "llm_reply" or reply.get("id") != query_id:
+            raise HostGone  # the host broke the protocol; nothing sane can follow
+        if reply.get("error"):
+            raise RuntimeError(f"llm_query failed: {reply['error']}")
+        answers = reply.get("answers")
+        if not isinstance(answers, list) or len(answers) != len(prompts):
+            raise RuntimeError("llm_query failed: the answers did not match the prompts")
+        return [str(a) for a in answers]
+
+    # -- running cells ----------------------------------------------------------------------
+
+    def serve(self) -> None:
+        while True:
+            message = self.channel.receive()
+            if message.get("type") != "exec":
+                raise ValueError(f"unexpected message type {message.get('type')!r}")
+            result = self.run_cell(str(message.get("code", "")))
+            result["id"] = message.get("id")
+            self.channel.send(result)
+
+    def run_cell(self, code: str) -> dict:
+        self.cell_count += 1
+        self.final = None
+        filename = f"<cell {self.cell_count}>"
+        # Registered so tracebacks (also of functions called in later cells) show the source.
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        stdout, stderr = CappedText(self.output_limit), CappedText(self.output_limit)
+        error = None
+        sys.stdout, sys.stderr = stdout, stderr
+        try:
+            compiled = compile(code, filename, "exec")
+            exec(compiled, self.namespace, self.namespace)
+        except HostGone:
+            raise
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt in a cell are errors too
+            self._leave_if_forked()
+            stderr.write(format_cell_error(exc))
+            error = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        finally:
+            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
+        self._leave_if_forked()
+        return {
+            "type": "result",
+            "stdout": clean(stdout.getvalue()),
+            "stderr": clean(stderr.getvalue()),
+            "final": clean(self._final_answer()),
+            "variables": self._variable_names(),
+            "error": clean(error),
+            "truncated_chars": stdout.cut + stderr.cut,
+        }
+
+    def _leave_if_forked(self) -> None:
+        # A cell that forked: the child must never answer the host in the runner's place.
+        if os.getpid() != self.owner_pid:
+            os._exit(0)
+
+    def _final_answer(self) -> str | None:
+        if self.final is not None:
+            return self.final
+        answer = self.namespace.get("answer")
+        if isinstance(answer, dict) and answer.get("ready") is True:
+            content = answer.get("content", "")
+            return content if isinstance(content, str) else str(content)
+        return None
+
+    def _variable_names(self) -> list[str]:
+        names = []
+        for name, value in self.namespace.items():
+            if name.startswith("_") or name in HELPER_NAMES or type(value).__name__ == "module":
+                continue
+            names.append(name)
+            if len(names) >= MAX_VARIABLES_LISTED:
+                break
+        return names
+
+
+def format_cell_error(exc: BaseException) -> str:
+    """The traceback of the cell's own code, without the runner's frames."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != RUNNER_FILE]
+    lines = traceback.format_exception_only(type(exc), exc)
+    if frames:
+        lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames), *lines]
+    return "".join(lines)
+
+
+def clean(text: str | None) -> str | None:
+    """Make text safe for UTF-8 JSON (a cell can produce lone surrogates)."""
+    if text is None:
+        return None
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def apply_limits(limits: dict) -> None:
+    """Lower this process's resource limits; never raises one above its current hard limit."""
+    if limits.get("nice"):
+        os.nice(int(limits["nice"]))  # the service's own work comes first on a busy machine
+    for name, value in limits.items():
+        which = _LIMITS.get(name)
+        if which is None or value is None:
+            continue
+        _, hard = resource.getrlimit(which)
+        value = int(value) if hard == resource.RLIM_INFINITY else min(int(value), hard)
+        resource.setrlimit(which, (value, value))
+
+
+def open_protocol_channel() -> ProtocolChannel:
+    """Move the protocol to private descriptors and point 0, 1 and 2 at /dev/null."""
+    reader = os.fdopen(os.dup(0), "rb", buffering=1 << 20)
+    writer = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+    sys.stdin = io.StringIO("")  # input() in a cell sees end of file, never the protocol
+    return ProtocolChannel(reader, writer)
+
+
+def close_protocol_in_child(channel: ProtocolChannel) -> None:
+    for stream in (channel.reader, channel.writer):
+        with contextlib.suppress(OSError):
+            os.close(stream.fileno())
+
+
+def main() -> int:
+    channel = open_protocol_channel()
+    os.register_at_fork(after_in_child=lambda: close_protocol_in_child(channel))
+    runner = Runner(channel)
+    try:
+        runner.start()
+        runner.serve()
+    except HostGone:
+        return 0
+    except BaseException as exc:
+        if os.getpid() != runner.owner_pid:
+            os._exit(0)
+        with contextlib.suppress(OSError, ValueError):
+            channel.send({"type": "fatal", "error": f"{type(exc).__name__}: {exc}"})
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

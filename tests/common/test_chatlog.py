@@ -1,0 +1,71 @@
+"""The shared CHAT_LOG writer: JSON lines, images summarised, bad paths refused."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from tinychat_common.chatlog import ChatLog, check_log_path, redact_images
+
+pytestmark = pytest.mark.timeout(10)
+
+
+async def test_entries_are_written_as_json_lines_in_order(tmp_path):
+    path = tmp_path / "log.jsonl"
+    chat_log = ChatLog(str(path))
+    await chat_log.open()
+    for n in range(300):
+        chat_log.record({"n": n, "text": "ünïcode ✓"})
+    await chat_log.close()
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [line["n"] for line in lines] == list(range(300))
+    assert lines[0]["text"] == "ünïcode ✓" and lines[0]["timestamp"].endswith("Z")
+
+
+async def test_a_log_appends_to_an_existing_file(tmp_path):
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"old": true}\n')
+    chat_log = ChatLog(str(path))
+    await chat_log.open()
+    chat_log.record({"new": True})
+    await chat_log.close()
+    assert path.read_text().splitlines() == ['{"old": true}', path.read_text().splitlines()[1]]
+    assert json.loads(path.read_text().splitlines()[1])["new"] is True
+
+
+async def test_an_empty_path_turns_the_log_off(tmp_path):
+    chat_log = ChatLog("")
+    await chat_log.open()
+    chat_log.record({"ignored": True})
+    await chat_log.close()
+    assert not chat_log.enabled
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_images_are_replaced_by_type_and_size():
+    data = b"\x89PNG" + b"\x00" * 96
+    messages = [
+        {
+            "role": "user",
+            "content": "look",
+            "image": base64.b64encode(data).decode(),
+            "image_type": "image/png",
+        },
+        {"role": "assistant", "content": "nice", "image": None, "image_type": None},
+    ]
+    assert redact_images(messages) == [
+        {"role": "user", "content": "look", "image": {"type": "image/png", "bytes": 100}},
+        {"role": "assistant", "content": "nice"},
+    ]
+
+
+def test_check_log_path_accepts_a_new_file_in_an_existing_directory(tmp_path):
+    assert check_log_path(str(tmp_path / "new.jsonl")) == str(tmp_path / "new.jsonl")
+    assert check_log_path("") == ""
+
+
+@pytest.mark.parametrize("relative", ["missing/dir/log.jsonl", "."])
+def test_check_log_path_refuses_missing_directories_and_directories(tmp_path, relative):
+    with pytest.raises(ValueError):
+        check_log_path(str(tmp_path / relative))

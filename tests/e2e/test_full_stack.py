@@ -1,0 +1,93 @@
+"""Every hop of the compose stack against the fake LLM and the fake SwarmUI containers
+(tests/fakes_container/): browser API → gateway → chat-service → LLM; gateway →
+image-service → SwarmUI (websocket progress); gateway → rlm-service → a docker sandbox
+per job, with llm_query going back through chat-service, under a Redis concurrency token.
+
+Run by scripts/e2e.sh after `docker-compose up` with the fakes configured.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import aiohttp
+import pytest
+
+from tests.e2e.conftest import containers, redis_cli, stream_chat
+from tests.fakes_container.llm_script import CHAT_PREFIX, SLOW_MARKER, SUBCALL_ANSWER, expected_digest
+
+pytestmark = pytest.mark.e2e
+
+PASSCODE = os.environ.get("E2E_RLM_PASSCODE", "e2e-passcode")
+SANDBOX_LABEL = "tinychat.sandbox=1"
+TOKEN_KEYS = "tinychat:tokens:*"
+
+
+def user(text: str) -> dict[str, object]:
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+def tokens_in_use() -> int:
+    keys = redis_cli("--scan", "--pattern", TOKEN_KEYS).split()
+    return sum(int(redis_cli("ZCARD", key) or 0) for key in keys)
+
+
+async def test_a_chat_streams_through_every_hop_from_the_upstream(http: aiohttp.ClientSession) -> None:
+    answer = await stream_chat(http, {**user("ping through four hops"), "temperature": 0})
+    assert answer.status == 200
+    assert answer.text == f"{CHAT_PREFIX} ping through four hops"
+    assert len(answer.of("content")) > 1
+    done = answer.done
+    assert done["finish_reason"] == "stop"
+    assert done["usage"]["total_tokens"] > 0
+
+
+async def test_image_command_streams_progress_then_the_image(http: aiohttp.ClientSession) -> None:
+    answer = await stream_chat(http, user("/image a red square on white"))
+    assert answer.status == 200
+    assert any("%" in event["status"] for event in answer.of("status")), answer.events
+    (image,) = answer.of("image")
+    assert image["image"].startswith("data:image/jpeg;base64,")
+    assert image["prompt"] == "a red square on white"
+    assert answer.done["finish_reason"] == "stop"
+
+
+async def test_rlm_without_the_passcode_is_refused(http: aiohttp.ClientSession) -> None:
+    answer = await stream_chat(http, {**user("what is in the context?"), "rlm": True})
+    assert 400 <= answer.status < 500, answer.events
+    assert "passcode" in str(answer.events).lower()
+
+
+async def test_rlm_job_runs_code_in_a_docker_sandbox_under_a_redis_token(http: aiohttp.ClientSession) -> None:
+    sandboxes_before = set(containers(SANDBOX_LABEL))
+    assert tokens_in_use() == 0
+    job = asyncio.create_task(
+        stream_chat(
+            http,
+            {**user(f"{SLOW_MARKER}: compute the digest"), "rlm": True, "show_rlm_thinking": True},
+            headers={"X-RLM-Passcode": PASSCODE},
+        )
+    )
+    # The fake LLM holds the root model's first reply for a few seconds: look meanwhile.
+    seen_sandboxes: set[str] = set()
+    seen_tokens = 0
+    async with asyncio.timeout(30):
+        while not job.done() and not (seen_sandboxes and seen_tokens):
+            seen_sandboxes |= set(await asyncio.to_thread(containers, SANDBOX_LABEL)) - sandboxes_before
+            seen_tokens = max(seen_tokens, await asyncio.to_thread(tokens_in_use))
+            await asyncio.sleep(0.2)
+        answer = await job
+
+    assert seen_sandboxes, "a sandbox container ran while the job did"
+    assert seen_tokens == 1, "the job held one Redis token"
+    assert answer.status == 200
+    assert not answer.of("error"), answer.events
+    assert f"digest={expected_digest()}" in answer.text, "the digest exists only if the code ran"
+    assert f"helper={SUBCALL_ANSWER}" in answer.text, "llm_query went back through chat-service"
+    assert answer.of("rlm"), "the trace came as rlm events"
+    assert answer.done["finish_reason"] == "stop"
+
+    async with asyncio.timeout(15):
+        while seen_sandboxes & set(await asyncio.to_thread(containers, SANDBOX_LABEL)) or tokens_in_use():
+            await asyncio.sleep(0.2)

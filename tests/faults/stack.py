@@ -1,0 +1,222 @@
+"""What the fault tests share: services as real subprocesses (for faults that are a kill),
+apps in-process (everywhere else), bounded stream reading, and the "nothing left behind"
+checks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, Self
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from tinychat_common.sse import SSEDecoder
+
+# Every fault must end within this; the settings below make each one end well inside it.
+FAULT_BOUND_SECONDS = 10.0
+START_TIMEOUT_SECONDS = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on."""
+    return f"http://127.0.0.1:{free_port()}"
+
+
+class ServiceProcess:
+    """`python -m <package>` on a free loopback port, as `make run` starts it: the thing to
+    SIGKILL when the fault is a crash. Its log goes to a temp file shown on failure."""
+
+    def __init__(self, package: str, env: dict[str, str]) -> None:
+        self.package = package
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._env = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(self.port)}
+        self._log = tempfile.NamedTemporaryFile(prefix=f"tinychat-{package}-", suffix=".log", delete=False)
+        self.process: asyncio.subprocess.Process | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def log_text(self) -> str:
+        return Path(self._log.name).read_text(errors="replace")[-4000:]
+
+    async def start(self) -> Self:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", self.package, env=self._env, stdout=self._log, stderr=self._log
+        )
+        await self._wait_until_alive()
+        return self
+
+    async def _wait_until_alive(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_TIMEOUT_SECONDS
+        async with aiohttp.ClientSession() as session:
+            while loop.time() < deadline:
+                assert self.process is not None
+                if self.process.returncode is not None:
+                    pytest.fail(f"{self.package} exited at start:\n{self.log_text()}")
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with session.get(self.url + "/healthz", timeout=aiohttp.ClientTimeout(1)) as r:
+                        if r.status == 200:
+                            return
+                await asyncio.sleep(0.1)
+        pytest.fail(f"{self.package} did not answer /healthz in time:\n{self.log_text()}")
+
+    async def kill(self) -> None:
+        """SIGKILL: no drain, no clean-up, as a crash or the OOM killer would."""
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGKILL)
+            await asyncio.wait_for(self.process.wait(), 10)
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.kill()
+        self._log.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._log.name)
+
+
+async def serve_in_process(app: web.Application) -> TestClient:
+    """An app on a loopback port in this loop, with handler cancellation like run_service."""
+    # start_server turns handler cancellation on. No keep-alive: an idle kept-alive
+    # connection is a task of its own, which would hide or fake a leak in the task counts.
+    client = TestClient(TestServer(app), connector=aiohttp.TCPConnector(force_close=True))
+    await client.start_server()
+    return client
+
+
+def base_url(client: TestClient) -> str:
+    return str(client.server.make_url("")).rstrip("/")
+
+
+@contextlib.asynccontextmanager
+async def in_process(app: web.Application) -> AsyncIterator[TestClient]:
+    client = await serve_in_process(app)
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+class EventReader:
+    """Reads one SSE response event by event, never longer than the fault bound."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        assert response.status == 200, f"expected a stream, got {response.status}"
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        self.response = response
+        self.events: list[dict[str, Any]] = []
+        self._decoder = SSEDecoder()
+        self._ended = False
+
+    async def until(self, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        """Read until an event matches; fails if the stream ends first."""
+        for event in self.events:
+            if predicate(event):
+                return event
+        async with asyncio.timeout(FAULT_BOUND_SECONDS):
+            while not self._ended:
+                for event in await self._read_some():
+                    if predicate(event):
+                        return event
+        pytest.fail(f"the stream ended without the expected event: {self.events}")
+
+    async def to_the_end(self) -> list[dict[str, Any]]:
+        """The rest of the stream; a stream still open after the bound fails the test."""
+        async with asyncio.timeout(FAULT_BOUND_SECONDS):
+            while not self._ended:
+                await self._read_some()
+        return self.events
+
+    async def _read_some(self) -> list[dict[str, Any]]:
+        chunk = await self.response.content.readany()
+        if not chunk:
+            self._ended = True
+            payloads = self._decoder.close()
+        else:
+            payloads = self._decoder.feed(chunk)
+        new = [json.loads(p) for p in payloads]
+        self.events.extend(new)
+        return new
+
+
+def assert_readable_error_then_done(events: list[dict[str, Any]], *words: str) -> dict[str, Any]:
+    """The stream's last event is its only `done` (finish_reason error), right after one
+    readable `error` event: a sentence for a person, with a code, no stack trace. `words`
+    must appear in it (case-insensitive), to show it names what failed."""
+    assert events, "the stream was empty"
+    dones = [e for e in events if e.get("done") is True]
+    assert len(dones) == 1 and events[-1] is dones[0], f"not exactly one done at the end: {events[-3:]}"
+    assert dones[0]["finish_reason"] == "error", dones[0]
+    errors = [e for e in events if "error" in e and "done" not in e]
+    assert len(errors) == 1 and events[-2] is errors[0], f"no single error before done: {events[-3:]}"
+    error = errors[0]
+    message = error["error"]
+    assert isinstance(message, str) and len(message) >= 15 and message[0].isupper(), error
+    assert error.get("code") and isinstance(error["code"], str), error
+    assert "Traceback" not in message and 'File "' not in message, error
+    for word in words:
+        assert word.lower() in message.lower(), f"{word!r} not in {message!r}"
+    return error
+
+
+def task_snapshot() -> set[asyncio.Task[Any]]:
+    return set(asyncio.all_tasks())
+
+
+async def assert_no_new_tasks(before: set[asyncio.Task[Any]], seconds: float = 5.0) -> None:
+    """Every task started since `before` (handlers, relays, keepalives, lease renewals, job
+    tasks) has finished; they get `seconds` to wind down after the stream ended."""
+    me = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        left = [t for t in asyncio.all_tasks() if t not in before and t is not me and not t.done()]
+        if not left:
+            return
+        if loop.time() > deadline:
+            pytest.fail(f"tasks left running after the stream ended: {[repr(t) for t in left]}")
+        await asyncio.sleep(0.05)
+
+
+async def wait_for(check: Callable[[], Any], what: str, seconds: float = FAULT_BOUND_SECONDS) -> None:
+    """Poll `check` (sync or async) until true; fail naming `what` after `seconds`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if loop.time() > deadline:
+            pytest.fail(f"{what}: not within {seconds} s")
+        await asyncio.sleep(0.05)
+
+
+async def wait_event(event: asyncio.Event, what: str, seconds: float = FAULT_BOUND_SECONDS) -> None:
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        pytest.fail(f"{what}: not within {seconds} s")

@@ -1,0 +1,158 @@
+"""Fixtures for the sandbox tests: a factory per backend, with small limits (this machine
+is shared), and checks that a sandbox left nothing running.
+
+The docker backend runs against an image built here from the repository's runner (so it is
+never stale); it is skipped, with the reason, when no engine runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import tarfile
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from rlm_service.sandbox import CellResult, Sandbox, SandboxFactory
+from rlm_service.sandbox.docker import LABEL, OWNER_LABEL, DockerSandboxFactory
+from rlm_service.sandbox.process import ProcessSandboxFactory
+
+REPO = Path(__file__).resolve().parents[2]
+TEST_IMAGE = "tinychat-sandbox:test"
+BASE_IMAGES = ("tinychat/python-base:local", "python:3.11-slim")
+SMALL_MEMORY = 256 * 1024**2
+SMALL_PIDS = 32
+
+
+def _build_test_image() -> str | None:
+    """Build TEST_IMAGE from sandbox.Dockerfile and runner.py alone; the reason if we cannot."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except Exception as exc:
+        return f"no docker engine running ({type(exc).__name__})"
+    try:
+        base = next((b for b in BASE_IMAGES if _has_image(client, b)), None)
+        if base is None:
+            wanted = " or ".join(BASE_IMAGES)
+            return f"no local Python base image ({wanted}); run scripts/docker/build-base-images.sh"
+        context = io.BytesIO()
+        with tarfile.open(fileobj=context, mode="w") as tar:
+            tar.add(REPO / "rlm-service/sandbox.Dockerfile", arcname="Dockerfile")
+            tar.add(
+                REPO / "rlm-service/rlm_service/sandbox/runner.py",
+                arcname="rlm-service/rlm_service/sandbox/runner.py",
+            )
+        context.seek(0)
+        client.images.build(
+            fileobj=context, custom_context=True, tag=TEST_IMAGE, buildargs={"PYTHON_IMAGE": base}, rm=True
+        )
+    except Exception as exc:
+        return f"could not build the sandbox image: {exc}"
+    finally:
+        client.close()
+    return None
+
+
+def _has_image(client: object, name: str) -> bool:
+    try:
+        client.images.get(name)  # type: ignore[attr-defined]
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session", name="docker_unavailable")
+def docker_unavailable_fixture() -> str | None:
+    return _build_test_image()
+
+
+@pytest.fixture(name="sandbox_backend", params=["process", pytest.param("docker", marks=pytest.mark.docker)])
+def sandbox_backend_fixture(request: pytest.FixtureRequest) -> str:
+    if request.param == "docker":
+        reason = request.getfixturevalue("docker_unavailable")
+        if reason:
+            pytest.skip(reason)
+    return request.param
+
+
+def make_factory(backend: str, **overrides: object) -> SandboxFactory:
+    if backend == "docker":
+        options: dict = {"image": TEST_IMAGE, "memory": "256m", "pids": SMALL_PIDS, "disk": "16m"}
+        options["owner"] = f"tests-{uuid.uuid4().hex[:12]}"
+        return DockerSandboxFactory(**{**options, **overrides})
+    options = {
+        "memory_bytes": SMALL_MEMORY,
+        "processes": SMALL_PIDS,
+        "disk_bytes": 16 * 1024**2,
+        "cpu_seconds": 60,
+    }
+    return ProcessSandboxFactory(**{**options, **overrides})
+
+
+@pytest.fixture(name="sandboxes")
+async def sandboxes_fixture(sandbox_backend: str) -> AsyncIterator[SandboxFactory]:
+    factory = make_factory(sandbox_backend)
+    yield factory
+    await factory.close()
+    if isinstance(factory, DockerSandboxFactory):
+        assert await asyncio.to_thread(_containers_of, factory.owner) == [], "sandbox containers left behind"
+
+
+def _containers_of(owner: str) -> list[str]:
+    import docker
+
+    client = docker.from_env(timeout=10)
+    try:
+        found = client.containers.list(all=True, filters={"label": [f"{LABEL}=1", f"{OWNER_LABEL}={owner}"]})
+        return [c.id for c in found]
+    finally:
+        client.close()
+
+
+async def answer_upper(prompts: list[str]) -> list[str]:
+    """A stand-in language model: answers each prompt with it in upper case."""
+    return [p.upper() for p in prompts]
+
+
+async def run(sandbox: Sandbox, code: str, timeout: float = 20.0) -> CellResult:
+    return await sandbox.execute(code, llm_query=answer_upper, timeout=timeout)
+
+
+async def assert_healthy(factory: SandboxFactory) -> None:
+    """The factory still gives working sandboxes, so the service is unharmed."""
+    async with asyncio.timeout(30):
+        sandbox = await factory.create("still fine")
+        try:
+            result = await run(sandbox, "print(context, 6 * 7)")
+        finally:
+            await sandbox.kill()
+    assert result.stdout == "still fine 42\n"
+
+
+def processes_with(marker: str) -> list[int]:
+    """Host pids whose command line holds `marker` (sandbox processes are visible to the host,
+    whichever backend started them)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+async def wait_until_gone(marker: str, within: float = 10.0) -> list[int]:
+    """Polls until no process holds `marker`; returns what is left after `within` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while (left := processes_with(marker)) and loop.time() < deadline:
+        await asyncio.sleep(0.1)
+    return left

@@ -1,0 +1,177 @@
+"""The real gateway + chat-service, a fake OpenAI upstream and a fake image/RLM service, all
+on 127.0.0.1 port 0, running in one background thread's event loop (Playwright's sync API
+owns the test thread)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import struct
+import threading
+import zlib
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from aiohttp import web
+from chat_service.app import create_app as create_chat_app
+from chat_service.config import ChatSettings
+from tinychat_gateway.app import create_app as create_gateway_app
+from tinychat_gateway.config import GatewaySettings
+
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.fakes.server import FakeServer
+
+T = TypeVar("T")
+START_TIMEOUT = 20
+
+
+def png_data_uri(width: int = 64, height: int = 48, rgb: tuple[int, int, int] = (91, 77, 224)) -> str:
+    """A real PNG, made without any imaging library."""
+    row = b"\x00" + bytes(rgb) * width
+    raw = zlib.compress(row * height)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+class FakeDownstream(FakeServer):
+    """Stands in for image-service and rlm-service: speaks their internal SSE format and
+    plays a scripted list of events per request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image_events: list[dict[str, Any]] = []
+        self.rlm_events: list[dict[str, Any]] = []
+        self.event_delay = 0.05
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.app.router.add_post("/v1/images/stream", self._images)
+        self.app.router.add_post("/v1/rlm/stream", self._rlm)
+        self.app.router.add_get("/v1/images/config", self._image_config)
+        self.app.router.add_get("/v1/rlm/config", self._rlm_config)
+        self.app.router.add_get("/readyz", self._ready)
+        self.app.router.add_get("/healthz", self._ready)
+
+    async def _ready(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "ready"})
+
+    async def _image_config(self, request: web.Request) -> web.Response:
+        return web.json_response({"enabled": True, "provider": "fake"})
+
+    async def _rlm_config(self, request: web.Request) -> web.Response:
+        return web.json_response({"enabled": True, "max_iterations": 20, "sandbox": "process"})
+
+    async def _play(self, request: web.Request, kind: str, events: list[dict[str, Any]]) -> web.StreamResponse:
+        self.requests.append((kind, await request.json()))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        for event in events:
+            await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+            await asyncio.sleep(self.event_delay)
+        await response.write_eof()
+        return response
+
+    async def _images(self, request: web.Request) -> web.StreamResponse:
+        return await self._play(request, "image", self.image_events)
+
+    async def _rlm(self, request: web.Request) -> web.StreamResponse:
+        return await self._play(request, "rlm", self.rlm_events)
+
+
+class Stack:
+    def __init__(self, rlm_passcode: str = "") -> None:
+        self.rlm_passcode = rlm_passcode
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="tinychat-stack", daemon=True)
+        self.runners: list[web.AppRunner] = []
+        self.upstream: FakeOpenAI
+        self.downstream: FakeDownstream
+        self.url = ""
+
+    def call(self, coro: Awaitable[T], timeout: float = START_TIMEOUT) -> T:
+        future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+        return future.result(timeout)
+
+    def run(self, fn: Callable[[], T]) -> T:
+        """Runs `fn` on the stack's loop (for anything that touches the fakes' state)."""
+
+        async def wrapper() -> T:
+            return fn()
+
+        return self.call(wrapper())
+
+    async def _serve(self, app: web.Application) -> str:
+        runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.runners.append(runner)
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{port}"
+
+    async def _start(self) -> None:
+        self.upstream = await FakeOpenAI(models=["fake-model", "fake-vision"]).start()
+        self.downstream = await FakeDownstream().start()
+        chat_settings = ChatSettings(
+            openai_api_url=self.upstream.url,
+            openai_api_key="sk-test-secret",
+            default_model="fake-model",
+            available_models="fake-model,fake-vision",
+        )
+        chat_url = await self._serve(create_chat_app(chat_settings))
+        gateway_settings = GatewaySettings(
+            chat_service_url=chat_url,
+            image_service_url=self.downstream.base_url,
+            rlm_service_url=self.downstream.base_url,
+            rlm_passcode=self.rlm_passcode,
+            config_cache_seconds=0,
+            # Every test comes from 127.0.0.1: per-client limits would couple the tests.
+            rate_limit_image=0,
+            rate_limit_rlm=0,
+        )
+        self.url = await self._serve(create_gateway_app(gateway_settings))
+
+    async def _stop(self) -> None:
+        for runner in reversed(self.runners):
+            await runner.cleanup()
+        await self.downstream.stop()
+        await self.upstream.stop()
+
+    def start(self) -> Stack:
+        self.thread.start()
+        self.call(self._start())
+        return self
+
+    def stop(self) -> None:
+        try:
+            self.call(self._stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(timeout=10)
+
+    def reset(self) -> None:
+        def clear() -> None:
+            self.upstream._queue.clear()
+            self.upstream._responder = None
+            self.upstream.history.clear()
+            self.upstream.disconnected.clear()
+            self.downstream.image_events = []
+            self.downstream.rlm_events = []
+            self.downstream.requests.clear()
+
+        self.run(clear)
+
+    def wait_for_disconnect(self, timeout: float = 10) -> bool:
+        async def wait() -> bool:
+            try:
+                await asyncio.wait_for(self.upstream.disconnected.wait(), timeout)
+            except TimeoutError:
+                return False
+            return True
+
+        return self.call(wait(), timeout=timeout + 5)

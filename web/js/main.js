@@ -1,0 +1,252 @@
+// Entry point: loads the server's config and the stored conversations, then wires the parts
+// of the screen together. Keyboard: Ctrl/Cmd+K new chat, Esc stops an answer.
+
+import { fetchConfig } from "./api.js";
+import { ImageVault } from "./images.js";
+import { ChatSession } from "./session.js";
+import { Store, blankConversation } from "./store.js";
+import { ImportError, exportFileName, exportJson, exportMarkdown, parseImport } from "./transfer.js";
+import { ChatView } from "./ui/chat.js";
+import { Composer } from "./ui/composer.js";
+import { confirmDialog } from "./ui/dialogs.js";
+import { byId, downloadFile, el, toast } from "./ui/dom.js";
+import { ImageViewer } from "./ui/images.js";
+import { SettingsPanel, applyTheme } from "./ui/settings.js";
+import { Sidebar } from "./ui/sidebar.js";
+
+const LAST_OPEN_KEY = "tinychat.lastConversation";
+const SUGGESTIONS = [
+  "Explain the Fourier transform with one formula",
+  "Write a Python function that merges sorted lists",
+  "Compare TCP and UDP in a table",
+  "/image a lighthouse at dusk, watercolor",
+];
+
+function notify(message, kind = "info") {
+  toast(message, { kind, timeout: kind === "error" ? 9000 : 4000 });
+}
+
+async function loadConfig() {
+  try {
+    return await fetchConfig();
+  } catch (error) {
+    notify(`Could not load the server's configuration: ${error.message}`, "error");
+    return { models: [], rlm: { enabled: false }, image: { enabled: false } };
+  }
+}
+
+class App {
+  constructor(config) {
+    this.config = config;
+    this.store = new Store();
+    this.store.load();
+    applyTheme(this.store.settings.theme);
+    this.vault = new ImageVault();
+    this.draft = null; // a new chat that becomes a stored conversation on its first message
+    this.currentId = null;
+
+    this.viewer = new ImageViewer();
+    this.settings = new SettingsPanel(this.store, config, (patch) => this.changeCurrent(patch));
+    this.view = new ChatView(this.store, this.vault, this.viewer, {
+      regenerate: (id) => this.session.regenerate(this.currentId, id),
+      retry: (id) => this.session.regenerate(this.currentId, id),
+      editAndResend: (id, text) => this.session.editAndResend(this.currentId, id, text),
+    });
+    this.composer = new Composer({
+      onSend: (text, attachment) => this.send(text, attachment),
+      onStop: () => this.session.stop(),
+      onError: (message) => notify(message, "error"),
+    });
+    this.session = new ChatSession({
+      store: this.store,
+      vault: this.vault,
+      settings: this.settings,
+      composer: this.composer,
+      view: this.view,
+      config,
+      notify,
+    });
+    this.sidebar = new Sidebar(this.store, {
+      onSelect: (id) => this.open(id),
+      onNew: () => this.newChat(),
+      onDelete: (id) => this.remove(id),
+    });
+
+    this.store.addEventListener("storage-error", (e) => notify(e.detail.message, "error"));
+    this.store.addEventListener("conversation", (e) => e.detail.id === this.currentId && this.showTitle());
+    this.wireExports();
+    this.wireKeys();
+    this.wireSuggestions();
+    // A pending (deferred) save must not be lost when the tab closes.
+    window.addEventListener("pagehide", () => {
+      for (const id of [...this.store.saveTimers.keys()]) this.store.flush(id);
+    });
+
+    this.sidebar.render();
+    const last = localStorage.getItem(LAST_OPEN_KEY);
+    if (last && this.store.get(last)) this.open(last);
+    else this.newChat();
+  }
+
+  get current() {
+    return this.currentId ? this.store.get(this.currentId) : this.draft;
+  }
+
+  changeCurrent(patch) {
+    if (this.currentId) this.store.update(this.currentId, patch);
+    else Object.assign(this.draft, patch);
+  }
+
+  showTitle() {
+    const title = this.current?.title || "New chat";
+    byId("chat-title").textContent = title;
+    document.title = this.currentId ? `${title} · TinyChat` : "TinyChat";
+  }
+
+  open(id) {
+    this.currentId = id;
+    this.draft = null;
+    try {
+      localStorage.setItem(LAST_OPEN_KEY, id);
+    } catch {
+      // Remembering the open chat is a comfort; a full storage is reported elsewhere.
+    }
+    this.sidebar.setActive(id);
+    this.settings.show(this.current);
+    this.view.show(id);
+    this.showTitle();
+    this.composer.focus();
+  }
+
+  newChat() {
+    this.currentId = null;
+    this.draft = blankConversation(this.store.settings);
+    this.sidebar.setActive(null);
+    this.settings.show(this.draft);
+    this.view.show(null);
+    this.showTitle();
+    this.composer.focus();
+  }
+
+  async send(text, attachment) {
+    if (this.session.busy) return false;
+    if (!this.currentId) {
+      const { id, ...rest } = this.draft;
+      this.open(this.store.create(rest).id);
+    }
+    return this.session.send(this.currentId, text, attachment);
+  }
+
+  remove(id) {
+    if (this.session.active?.conversationId === id) this.session.stop();
+    const images = this.store.remove(id);
+    this.vault.remove(images).catch(() => {});
+    if (id === this.currentId) this.newChat();
+  }
+
+  wireExports() {
+    const menu = byId("export-menu");
+    const opener = byId("export-one");
+    const closeMenu = () => {
+      menu.hidden = true;
+      opener.setAttribute("aria-expanded", "false");
+    };
+    opener.addEventListener("click", () => {
+      menu.hidden = !menu.hidden;
+      opener.setAttribute("aria-expanded", String(!menu.hidden));
+      if (!menu.hidden) menu.querySelector("button").focus();
+    });
+    document.addEventListener("click", (event) => {
+      if (!menu.hidden && !menu.contains(event.target) && !opener.contains(event.target)) closeMenu();
+    });
+    menu.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        closeMenu();
+        opener.focus();
+      }
+    });
+    const one = () => (this.currentId ? [this.store.get(this.currentId)] : []);
+    const all = () => this.store.list();
+    const exportAs = async (conversations, format) => {
+      closeMenu();
+      if (!conversations.length) {
+        notify("There is nothing to export yet.");
+        return;
+      }
+      if (format === "json") {
+        downloadFile(exportFileName(conversations, "json"), await exportJson(conversations, this.vault), "application/json");
+      } else {
+        downloadFile(exportFileName(conversations, "md"), exportMarkdown(conversations), "text/markdown");
+      }
+    };
+    byId("export-one-json").addEventListener("click", () => exportAs(one(), "json"));
+    byId("export-one-md").addEventListener("click", () => exportAs(one(), "md"));
+    byId("export-all-json").addEventListener("click", () => exportAs(all(), "json"));
+    byId("export-all-md").addEventListener("click", () => exportAs(all(), "md"));
+
+    const file = byId("import-file");
+    byId("import").addEventListener("click", () => file.click());
+    file.addEventListener("change", async () => {
+      const [chosen] = file.files;
+      file.value = "";
+      if (chosen) await this.importFile(chosen);
+    });
+    byId("clear-all").addEventListener("click", async () => {
+      const count = this.store.conversations.size;
+      if (!count) return;
+      const ok = await confirmDialog(
+        "Delete all conversations?",
+        `All ${count} conversation${count === 1 ? "" : "s"} and their images will be removed from this browser. Export them first if you want to keep them.`,
+        "Delete all",
+      );
+      if (!ok) return;
+      this.session.stop();
+      this.vault.remove(this.store.clearAll()).catch(() => {});
+      this.newChat();
+    });
+  }
+
+  async importFile(file) {
+    let parsed;
+    try {
+      parsed = parseImport(await file.text());
+    } catch (error) {
+      notify(error instanceof ImportError ? error.message : `Could not read the file: ${error.message}`, "error");
+      return;
+    }
+    for (const { pictures } of parsed) {
+      for (const picture of pictures) await this.vault.put(picture.id, picture.data).catch((e) => notify(e.message, "error"));
+    }
+    const report = this.store.merge(parsed.map((p) => p.conversation));
+    const parts = [`${report.added} added`];
+    if (report.copies) parts.push(`${report.copies} kept as copies (an older version was already here)`);
+    if (report.duplicates) parts.push(`${report.duplicates} already present`);
+    notify(`Import: ${parts.join(", ")}.`);
+  }
+
+  wireKeys() {
+    const isMac = /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
+    byId("new-chat-shortcut").textContent = isMac ? "⌘K" : "Ctrl K";
+    document.addEventListener("keydown", (event) => {
+      if ((event.ctrlKey || event.metaKey) && !event.altKey && event.key.toLowerCase() === "k") {
+        event.preventDefault();
+        this.newChat();
+      } else if (event.key === "Escape" && this.session.busy && !document.querySelector("dialog[open]")) {
+        event.preventDefault();
+        this.session.stop();
+      }
+    });
+  }
+
+  wireSuggestions() {
+    const box = byId("suggestions");
+    const list = this.config.image?.enabled ? SUGGESTIONS : SUGGESTIONS.filter((s) => !s.startsWith("/image"));
+    for (const text of list) {
+      const chip = el("button", { type: "button", className: "chip suggestion", text });
+      chip.addEventListener("click", () => this.composer.setText(text));
+      box.append(chip);
+    }
+  }
+}
+
+new App(await loadConfig());

@@ -1,0 +1,313 @@
+// Conversations and settings, kept in localStorage (one key per conversation, so a save
+// writes only what changed). The store is an EventTarget:
+//   "list"     the set, order or titles of conversations changed (sidebar)
+//   "conversation" {id}         a conversation's settings or messages changed (chat view)
+//   "message"  {conversationId, messageId}  one message changed (streaming)
+//   "settings" the user's settings changed
+//   "storage-error" {message}   something could not be saved; it stays in memory
+
+import { newId } from "./images.js";
+
+const PREFIX = "tinychat.conversation.";
+const SETTINGS_KEY = "tinychat.settings";
+const STREAM_SAVE_DELAY_MS = 1000;
+
+export const DEFAULT_SETTINGS = Object.freeze({
+  theme: "system",
+  model: null,
+  temperature: null,
+  markdown: true,
+  showRlmThinking: true,
+});
+
+function isQuotaError(error) {
+  return error instanceof DOMException && (error.name === "QuotaExceededError" || error.code === 22);
+}
+
+export function titleFrom(text) {
+  const line = String(text || "").replace(/\s+/g, " ").trim();
+  if (!line) return "New chat";
+  return line.length > 60 ? line.slice(0, 57) + "…" : line;
+}
+
+export function blankConversation(settings, overrides = {}) {
+  const now = Date.now();
+  return {
+    id: newId("c"),
+    title: "New chat",
+    titleSetByUser: false,
+    createdAt: now,
+    updatedAt: now,
+    systemPrompt: "",
+    model: settings.model,
+    temperature: settings.temperature,
+    markdown: settings.markdown,
+    rlm: false,
+    messages: [],
+    ...overrides,
+  };
+}
+
+export class Store extends EventTarget {
+  constructor(storage = window.localStorage) {
+    super();
+    this.storage = storage;
+    this.conversations = new Map();
+    this.settings = { ...DEFAULT_SETTINGS };
+    this.unsaved = new Set();
+    this.saveTimers = new Map();
+    this.settingsUnsaved = false;
+  }
+
+  load() {
+    try {
+      const raw = this.storage.getItem(SETTINGS_KEY);
+      if (raw) this.settings = { ...DEFAULT_SETTINGS, ...JSON.parse(raw) };
+    } catch {
+      // Broken settings fall back to the defaults; conversations are read independently.
+    }
+    for (let i = 0; i < this.storage.length; i++) {
+      const key = this.storage.key(i);
+      if (!key?.startsWith(PREFIX)) continue;
+      try {
+        const conversation = JSON.parse(this.storage.getItem(key));
+        if (conversation?.id && Array.isArray(conversation.messages)) {
+          // A stream cannot survive a reload: whatever was in flight is now cut off.
+          for (const message of conversation.messages) {
+            if (message.state === "streaming") message.state = "cutoff";
+            delete message.status;
+          }
+          this.conversations.set(conversation.id, conversation);
+        }
+      } catch {
+        // One unreadable entry must not hide all the others.
+      }
+    }
+  }
+
+  emit(type, detail = {}) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  reportStorageError(error) {
+    const message = isQuotaError(error)
+      ? "Browser storage is full: this conversation is kept in memory but not saved. Export it or delete old conversations to free space."
+      : `Could not save to browser storage (${error.message}). The conversation is kept in memory.`;
+    this.emit("storage-error", { message });
+  }
+
+  // ---- persistence -------------------------------------------------------------------
+
+  persist(id) {
+    const conversation = this.conversations.get(id);
+    try {
+      if (conversation) this.storage.setItem(PREFIX + id, JSON.stringify(conversation));
+      else this.storage.removeItem(PREFIX + id);
+      this.unsaved.delete(id);
+    } catch (error) {
+      this.unsaved.add(id);
+      this.reportStorageError(error);
+      return false;
+    }
+    // Something was freed or fits again: retry what failed before.
+    for (const other of [...this.unsaved]) {
+      if (other === id) continue;
+      try {
+        const pending = this.conversations.get(other);
+        if (pending) this.storage.setItem(PREFIX + other, JSON.stringify(pending));
+        this.unsaved.delete(other);
+      } catch {
+        break;
+      }
+    }
+    return true;
+  }
+
+  persistSoon(id) {
+    // While streaming, saving every token would serialise the whole conversation hundreds
+    // of times a second; once a second is enough, and the stream's end saves at once.
+    if (this.saveTimers.has(id)) return;
+    this.saveTimers.set(
+      id,
+      setTimeout(() => {
+        this.saveTimers.delete(id);
+        this.persist(id);
+      }, STREAM_SAVE_DELAY_MS),
+    );
+  }
+
+  flush(id) {
+    clearTimeout(this.saveTimers.get(id));
+    this.saveTimers.delete(id);
+    return this.persist(id);
+  }
+
+  get hasUnsaved() {
+    return this.unsaved.size > 0 || this.saveTimers.size > 0;
+  }
+
+  saveSettings(patch) {
+    Object.assign(this.settings, patch);
+    try {
+      this.storage.setItem(SETTINGS_KEY, JSON.stringify(this.settings));
+    } catch (error) {
+      this.reportStorageError(error);
+    }
+    this.emit("settings");
+  }
+
+  // ---- conversations ---------------------------------------------------------------
+
+  get(id) {
+    return this.conversations.get(id) || null;
+  }
+
+  list(query = "") {
+    const needle = query.trim().toLowerCase();
+    const all = [...this.conversations.values()].sort((a, b) => b.updatedAt - a.updatedAt);
+    if (!needle) return all;
+    return all.filter(
+      (c) =>
+        c.title.toLowerCase().includes(needle) ||
+        c.systemPrompt?.toLowerCase().includes(needle) ||
+        c.messages.some((m) => String(m.content || "").toLowerCase().includes(needle)),
+    );
+  }
+
+  create(overrides = {}) {
+    const conversation = blankConversation(this.settings, overrides);
+    this.conversations.set(conversation.id, conversation);
+    this.persist(conversation.id);
+    this.emit("list");
+    return conversation;
+  }
+
+  update(id, patch, { touch = false } = {}) {
+    const conversation = this.conversations.get(id);
+    if (!conversation) return null;
+    Object.assign(conversation, patch);
+    if (touch) conversation.updatedAt = Date.now();
+    this.persist(id);
+    this.emit("conversation", { id });
+    if ("title" in patch || touch) this.emit("list");
+    return conversation;
+  }
+
+  rename(id, title) {
+    const clean = String(title).replace(/\s+/g, " ").trim().slice(0, 200);
+    if (!clean) return;
+    this.update(id, { title: clean, titleSetByUser: true });
+  }
+
+  remove(id) {
+    const conversation = this.conversations.get(id);
+    if (!conversation) return [];
+    this.conversations.delete(id);
+    this.persist(id);
+    this.emit("list");
+    return imageIdsOf(conversation);
+  }
+
+  clearAll() {
+    const imageIds = [];
+    for (const id of [...this.conversations.keys()]) imageIds.push(...this.remove(id));
+    return imageIds;
+  }
+
+  // ---- messages --------------------------------------------------------------------
+
+  addMessage(conversationId, message) {
+    const conversation = this.conversations.get(conversationId);
+    const full = { id: newId("m"), createdAt: Date.now(), content: "", ...message };
+    conversation.messages.push(full);
+    conversation.updatedAt = Date.now();
+    if (full.role === "user" && !conversation.titleSetByUser && conversation.messages.length <= 2) {
+      conversation.title = titleFrom(full.content || full.image?.name || "Image");
+    }
+    this.persist(conversationId);
+    this.emit("conversation", { id: conversationId });
+    this.emit("list");
+    return full;
+  }
+
+  findMessage(conversationId, messageId) {
+    return this.conversations.get(conversationId)?.messages.find((m) => m.id === messageId) || null;
+  }
+
+  // `streaming: true` defers the save (see persistSoon); the final update saves at once.
+  updateMessage(conversationId, messageId, patch, { streaming = false } = {}) {
+    const message = this.findMessage(conversationId, messageId);
+    if (!message) return null;
+    Object.assign(message, patch);
+    if (streaming) this.persistSoon(conversationId);
+    else {
+      this.conversations.get(conversationId).updatedAt = Date.now();
+      this.flush(conversationId);
+      this.emit("list");
+    }
+    this.emit("message", { conversationId, messageId });
+    return message;
+  }
+
+  appendContent(conversationId, messageId, text) {
+    const message = this.findMessage(conversationId, messageId);
+    if (!message) return;
+    message.content += text;
+    this.persistSoon(conversationId);
+    this.emit("message", { conversationId, messageId });
+  }
+
+  // Drops a message and all that follows it (edit & resend, regenerate); returns the
+  // image ids no longer referenced.
+  truncateFrom(conversationId, messageId) {
+    const conversation = this.conversations.get(conversationId);
+    const index = conversation.messages.findIndex((m) => m.id === messageId);
+    if (index < 0) return [];
+    const dropped = conversation.messages.splice(index);
+    conversation.updatedAt = Date.now();
+    this.persist(conversationId);
+    this.emit("conversation", { id: conversationId });
+    return imageIdsOf({ messages: dropped });
+  }
+
+  // ---- import ----------------------------------------------------------------------
+
+  // Adds validated conversations. An id already present with different content is added as a
+  // copy under a new id; an identical one is skipped. Nothing existing is ever overwritten.
+  merge(conversations) {
+    const report = { added: 0, copies: 0, duplicates: 0 };
+    for (const incoming of conversations) {
+      const existing = this.conversations.get(incoming.id);
+      if (existing && sameContent(existing, incoming)) {
+        report.duplicates++;
+        continue;
+      }
+      const conversation = { ...incoming };
+      if (existing || !conversation.id) {
+        conversation.id = newId("c");
+        conversation.title = `${incoming.title} (imported)`;
+        report.copies++;
+      } else {
+        report.added++;
+      }
+      this.conversations.set(conversation.id, conversation);
+      this.persist(conversation.id);
+    }
+    this.emit("list");
+    return report;
+  }
+}
+
+export function imageIdsOf(conversation) {
+  const ids = [];
+  for (const m of conversation.messages) {
+    if (m.image?.id) ids.push(m.image.id);
+    if (m.generated?.id) ids.push(m.generated.id);
+  }
+  return ids;
+}
+
+function sameContent(a, b) {
+  if (a.messages.length !== b.messages.length) return false;
+  return a.messages.every((m, i) => m.role === b.messages[i].role && m.content === b.messages[i].content);
+}

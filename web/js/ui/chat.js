@@ -1,0 +1,329 @@
+// The message column. Messages are <li data-id> updated in place; while an answer streams,
+// its element is re-rendered at most once per animation frame, however fast events come.
+
+import { copyText } from "../render/code.js";
+import { renderMarkdownInto, renderPlainInto } from "../render/markdown.js";
+import { byId, el, iconButton } from "./dom.js";
+import { imageFigure, progressFrom } from "./images.js";
+import { renderTrace } from "./rlm.js";
+
+const NEAR_BOTTOM_PX = 80;
+
+export class ChatView {
+  constructor(store, vault, viewer, actions) {
+    this.store = store;
+    this.vault = vault;
+    this.viewer = viewer;
+    this.actions = actions; // {regenerate(id), retry(id), editAndResend(id, text)}
+    this.conversationId = null;
+    this.streamingId = null;
+    this.list = byId("message-list");
+    this.scroller = byId("messages");
+    this.empty = byId("empty-state");
+    this.pending = new Set();
+    this.frame = 0;
+    this.rendered = new WeakMap(); // element → what it last showed, to skip needless work
+    this.stickToBottom = true;
+
+    store.addEventListener("conversation", (e) => e.detail.id === this.conversationId && this.renderAll());
+    store.addEventListener("message", (e) => {
+      if (e.detail.conversationId === this.conversationId) this.schedule(e.detail.messageId);
+    });
+    store.addEventListener("settings", () => this.renderAll());
+    this.scroller.addEventListener("scroll", () => {
+      const gap = this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight;
+      this.stickToBottom = gap < NEAR_BOTTOM_PX;
+    });
+    this.list.addEventListener("click", (event) => this.onClick(event));
+  }
+
+  show(conversationId) {
+    this.conversationId = conversationId;
+    this.list.replaceChildren();
+    this.stickToBottom = true;
+    this.renderAll();
+    this.scrollToBottom();
+  }
+
+  setStreaming(messageId) {
+    this.streamingId = messageId;
+    this.renderAll();
+  }
+
+  schedule(messageId) {
+    this.pending.add(messageId);
+    if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
+  }
+
+  flush() {
+    this.frame = 0;
+    const conversation = this.store.get(this.conversationId);
+    if (!conversation) return;
+    for (const id of this.pending) {
+      const message = conversation.messages.find((m) => m.id === id);
+      const item = this.list.querySelector(`li[data-id="${CSS.escape(id)}"]`);
+      if (message && item) this.update(item, message, conversation);
+    }
+    this.pending.clear();
+    if (this.stickToBottom) this.scrollToBottom();
+  }
+
+  scrollToBottom() {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+
+  renderAll() {
+    const conversation = this.store.get(this.conversationId);
+    const messages = conversation ? conversation.messages.filter((m) => m.role !== "system") : [];
+    this.empty.hidden = messages.length > 0;
+    const existing = new Map([...this.list.children].map((item) => [item.dataset.id, item]));
+    messages.forEach((message, index) => {
+      let item = existing.get(message.id);
+      existing.delete(message.id);
+      if (!item) item = this.create(message);
+      if (this.list.children[index] !== item) this.list.insertBefore(item, this.list.children[index] || null);
+      this.update(item, message, conversation);
+    });
+    for (const item of existing.values()) item.remove();
+    byId("messages").setAttribute("aria-busy", String(Boolean(this.streamingId)));
+    if (this.stickToBottom) this.scrollToBottom();
+  }
+
+  create(message) {
+    const who = message.role === "user" ? "You" : "Assistant";
+    const item = el("li", { className: `message ${message.role}` }, [
+      el("div", { className: "message-avatar", "aria-hidden": "true", text: message.role === "user" ? "You" : "AI" }),
+      el("div", { className: "message-main" }, [
+        el("h3", { className: "visually-hidden", text: `${who} said` }),
+        el("div", { className: "message-extras" }),
+        el("div", { className: "message-bubble" }, [el("div", { className: "message-content" })]),
+        el("div", { className: "message-footer" }),
+      ]),
+    ]);
+    item.dataset.id = message.id;
+    return item;
+  }
+
+  isLastAssistant(message, conversation) {
+    const last = conversation.messages.at(-1);
+    return message.role === "assistant" && last?.id === message.id;
+  }
+
+  update(item, message, conversation) {
+    const streaming = message.state === "streaming";
+    const showThinking = this.store.settings.showRlmThinking;
+    const markdown = conversation.markdown !== false;
+    const key = [
+      message.content.length,
+      message.state,
+      message.status,
+      message.error?.message,
+      message.rlm?.length,
+      message.generated?.id,
+      markdown,
+      showThinking,
+      this.isLastAssistant(message, conversation),
+      Boolean(this.streamingId),
+      item.classList.contains("editing"),
+    ].join("|");
+    if (this.rendered.get(item) === key) return;
+    this.rendered.set(item, key);
+    item.classList.toggle("streaming", streaming);
+    if (item.classList.contains("editing")) return;
+
+    const extras = item.querySelector(".message-extras");
+    const content = item.querySelector(".message-content");
+    if (message.role === "user") {
+      this.ensureUploadedImage(extras, message);
+      renderPlainInto(content, message.content);
+    } else {
+      renderTrace(extras, message.rlm, showThinking);
+      this.ensureGeneratedImage(extras, message);
+      if (markdown) renderMarkdownInto(content, message.content);
+      else renderPlainInto(content, message.content);
+    }
+    const bubble = item.querySelector(".message-bubble");
+    bubble.hidden = message.role === "assistant" && !message.content && !streaming && !message.status;
+    this.updateStatus(bubble, message, streaming);
+    this.updateProblem(item, message);
+    this.updateFooter(item, message, conversation);
+  }
+
+  ensureUploadedImage(extras, message) {
+    if (!message.image?.id || extras.querySelector(".message-image")) return;
+    extras.append(
+      imageFigure({
+        kind: "uploaded",
+        imageId: message.image.id,
+        alt: message.image.name || "Attached image",
+        name: message.image.name || "image.jpg",
+        load: (id) => this.vault.get(id),
+        viewer: this.viewer,
+      }),
+    );
+  }
+
+  ensureGeneratedImage(extras, message) {
+    if (!message.generated?.id || extras.querySelector(".message-image")) return;
+    extras.append(
+      imageFigure({
+        kind: "generated",
+        imageId: message.generated.id,
+        alt: message.generated.prompt || "Generated image",
+        name: message.generated.name,
+        load: (id) => this.vault.get(id),
+        viewer: this.viewer,
+      }),
+    );
+  }
+
+  updateStatus(bubble, message, streaming) {
+    let status = bubble.querySelector(".message-status");
+    const text = streaming ? message.status : "";
+    const waiting = streaming && !message.content && !text;
+    if (!text && !waiting) {
+      status?.remove();
+      return;
+    }
+    if (!status) {
+      status = el("div", { className: "message-status", role: "status" });
+      bubble.prepend(status);
+    }
+    status.replaceChildren();
+    if (waiting) {
+      status.append(el("span", { className: "typing", "aria-label": "The assistant is answering" }, [el("i"), el("i"), el("i")]));
+      return;
+    }
+    const percent = progressFrom(text);
+    const iteration = /iteration\s+(\d+)\s*(?:\/|of)\s*(\d+)/i.exec(text);
+    if (iteration) status.append(el("span", { className: "badge", text: `Iteration ${iteration[1]}/${iteration[2]}` }));
+    else status.append(el("span", { className: "status-text", text }));
+    if (percent !== null) {
+      const bar = el("progress", { max: "100", value: String(percent), "aria-label": text });
+      status.append(bar);
+    }
+  }
+
+  updateProblem(item, message) {
+    const main = item.querySelector(".message-main");
+    let box = main.querySelector(".message-problem");
+    const problem = this.problemFor(message);
+    if (!problem) {
+      box?.remove();
+      return;
+    }
+    if (!box) {
+      box = el("div", { className: "message-problem" });
+      main.insertBefore(box, main.querySelector(".message-footer"));
+    }
+    box.className = `message-problem ${problem.kind}`;
+    box.replaceChildren(el("span", { text: problem.text }));
+    if (problem.retry) {
+      const retry = el("button", { type: "button", className: "chip", text: "Retry" });
+      retry.dataset.action = "retry";
+      box.append(retry);
+    }
+    box.setAttribute("role", problem.kind === "error" ? "alert" : "note");
+  }
+
+  problemFor(message) {
+    if (message.state === "error") return { kind: "error", text: message.error?.message || "Something went wrong.", retry: true };
+    if (message.state === "cutoff") return { kind: "cutoff", text: "The answer was cut off: the connection closed before it finished.", retry: true };
+    if (message.state === "stopped") return { kind: "stopped", text: "Stopped.", retry: false };
+    if (message.finishReason === "length") return { kind: "cutoff", text: "The answer reached the length limit.", retry: false };
+    return null;
+  }
+
+  updateFooter(item, message, conversation) {
+    const footer = item.querySelector(".message-footer");
+    footer.replaceChildren();
+    if (message.state === "streaming") return;
+    const busy = Boolean(this.streamingId);
+    if (message.content) footer.append(iconButton("copy", "Copy message", "copy"));
+    if (message.role === "user" && !busy) footer.append(iconButton("edit", "Edit and resend", "edit"));
+    if (this.isLastAssistant(message, conversation) && !busy) {
+      footer.append(iconButton("regenerate", "Regenerate answer", "regenerate"));
+    }
+    if (message.usage?.total_tokens) {
+      footer.append(el("span", { className: "usage", text: `${message.usage.total_tokens} tokens` }));
+    }
+  }
+
+  async onClick(event) {
+    const button = event.target.closest("button[data-action]");
+    // Only our own controls act: anything inside rendered content is never an app control.
+    if (!button || button.closest(".message-content")) return;
+    const item = button.closest("li.message");
+    const id = item?.dataset.id;
+    const message = this.store.findMessage(this.conversationId, id);
+    if (!message) return;
+    switch (button.dataset.action) {
+      case "copy":
+        try {
+          await copyText(message.content);
+          button.classList.add("done");
+          button.setAttribute("aria-label", "Copied");
+        } catch {
+          button.classList.add("failed");
+        }
+        setTimeout(() => {
+          button.classList.remove("done", "failed");
+          button.setAttribute("aria-label", "Copy message");
+        }, 1500);
+        break;
+      case "edit":
+        this.startEditing(item, message);
+        break;
+      case "regenerate":
+        this.actions.regenerate(id);
+        break;
+      case "retry":
+        this.actions.retry(id);
+        break;
+      case "toggle-thinking":
+        this.store.saveSettings({ showRlmThinking: !this.store.settings.showRlmThinking });
+        break;
+    }
+  }
+
+  startEditing(item, message) {
+    item.classList.add("editing");
+    const bubble = item.querySelector(".message-bubble");
+    const area = el("textarea", { className: "edit-area", "aria-label": "Edit your message", rows: "3" });
+    area.value = message.content;
+    const save = el("button", { type: "button", className: "primary", text: "Save & send" });
+    const cancel = el("button", { type: "button", className: "secondary", text: "Cancel" });
+    const editor = el("div", { className: "message-editor" }, [area, el("div", { className: "editor-actions" }, [cancel, save])]);
+    bubble.hidden = true;
+    item.querySelector(".message-footer").hidden = true;
+    bubble.after(editor);
+    area.focus();
+    area.setSelectionRange(area.value.length, area.value.length);
+    const finish = () => {
+      editor.remove();
+      item.classList.remove("editing");
+      bubble.hidden = false;
+      item.querySelector(".message-footer").hidden = false;
+      this.rendered.delete(item);
+    };
+    cancel.addEventListener("click", () => {
+      finish();
+      this.renderAll();
+    });
+    save.addEventListener("click", () => {
+      const text = area.value.trim();
+      if (!text && !message.image) return;
+      finish();
+      this.actions.editAndResend(message.id, text);
+    });
+    area.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+        event.preventDefault();
+        save.click();
+      } else if (event.key === "Escape") {
+        event.stopPropagation();
+        cancel.click();
+      }
+    });
+  }
+}

@@ -1,0 +1,186 @@
+// The message box: Enter sends, Shift+Enter adds a line, and a key pressed while an input
+// method is composing (Japanese, Chinese, …) never sends. Images attach by button, paste or
+// drag-and-drop; big ones are downscaled here, before they cost upload time and tokens.
+
+import { byId } from "./dom.js";
+
+export const MAX_IMAGE_SIDE = 1568;
+const KEEP_AS_IS_BYTES = 1.5 * 1024 * 1024;
+const KEEP_AS_IS_TYPES = new Set(["image/png", "image/jpeg", "image/webp", "image/gif"]);
+const JPEG_QUALITY = 0.88;
+
+function readAsDataUri(blob) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(blob);
+  });
+}
+
+function loadImage(blob) {
+  return new Promise((resolve, reject) => {
+    const url = URL.createObjectURL(blob);
+    const image = new Image();
+    image.onload = () => resolve({ image, url });
+    image.onerror = () => {
+      URL.revokeObjectURL(url);
+      reject(new Error("This file is not an image the browser can read."));
+    };
+    image.src = url;
+  });
+}
+
+// Returns {dataUri, type, name, width, height}: the original when it is small enough,
+// otherwise a JPEG whose long side is at most MAX_IMAGE_SIDE (transparency on white).
+export async function prepareImage(file) {
+  if (!file.type.startsWith("image/")) throw new Error(`“${file.name || "file"}” is not an image.`);
+  const { image, url } = await loadImage(file);
+  try {
+    const { naturalWidth: width, naturalHeight: height } = image;
+    const scale = Math.min(1, MAX_IMAGE_SIDE / Math.max(width, height));
+    if (scale === 1 && file.size <= KEEP_AS_IS_BYTES && KEEP_AS_IS_TYPES.has(file.type)) {
+      return { dataUri: await readAsDataUri(file), type: file.type, name: file.name || "pasted-image", width, height };
+    }
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.max(1, Math.round(width * scale));
+    canvas.height = Math.max(1, Math.round(height * scale));
+    const context = canvas.getContext("2d");
+    context.fillStyle = "#ffffff";
+    context.fillRect(0, 0, canvas.width, canvas.height);
+    context.imageSmoothingQuality = "high";
+    context.drawImage(image, 0, 0, canvas.width, canvas.height);
+    const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", JPEG_QUALITY));
+    const name = (file.name || "pasted-image").replace(/\.\w+$/, "") + ".jpg";
+    return { dataUri: await readAsDataUri(blob), type: "image/jpeg", name, width: canvas.width, height: canvas.height };
+  } finally {
+    URL.revokeObjectURL(url);
+  }
+}
+
+export class Composer {
+  constructor({ onSend, onStop, onError }) {
+    this.onSend = onSend;
+    this.onStop = onStop;
+    this.onError = onError;
+    this.form = byId("composer");
+    this.input = byId("composer-input");
+    this.sendButton = byId("send");
+    this.stopButton = byId("stop");
+    this.fileInput = byId("attach-file");
+    this.attachment = null;
+    this.busy = false;
+
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+    this.input.addEventListener("keydown", (event) => this.onKeyDown(event));
+    this.input.addEventListener("input", () => this.autosize());
+    this.input.addEventListener("paste", (event) => this.onPaste(event));
+    this.stopButton.addEventListener("click", () => this.onStop());
+    byId("attach").addEventListener("click", () => this.fileInput.click());
+    this.fileInput.addEventListener("change", () => {
+      const [file] = this.fileInput.files;
+      if (file) this.attach(file);
+      this.fileInput.value = "";
+    });
+    byId("attachment-remove").addEventListener("click", () => this.clearAttachment());
+    this.installDropZone();
+  }
+
+  onKeyDown(event) {
+    // keyCode 229 is what some browsers report for keys that belong to an IME composition.
+    if (event.isComposing || event.keyCode === 229) return;
+    if (event.key === "Enter" && !event.shiftKey && !event.altKey) {
+      event.preventDefault();
+      this.submit();
+    }
+  }
+
+  autosize() {
+    this.input.style.height = "auto";
+    this.input.style.height = `${Math.min(this.input.scrollHeight, window.innerHeight * 0.4)}px`;
+  }
+
+  submit() {
+    if (this.busy) return;
+    const text = this.input.value.trim();
+    if (!text && !this.attachment) return;
+    const accepted = this.onSend(text, this.attachment);
+    if (accepted === false) return;
+    this.input.value = "";
+    this.clearAttachment();
+    this.autosize();
+  }
+
+  setBusy(busy) {
+    this.busy = busy;
+    this.sendButton.hidden = busy;
+    this.stopButton.hidden = !busy;
+  }
+
+  setText(text) {
+    this.input.value = text;
+    this.autosize();
+    this.input.focus();
+  }
+
+  focus() {
+    this.input.focus({ preventScroll: true });
+  }
+
+  onPaste(event) {
+    const file = [...(event.clipboardData?.files || [])].find((f) => f.type.startsWith("image/"));
+    if (!file) return;
+    event.preventDefault();
+    this.attach(file);
+  }
+
+  installDropZone() {
+    const zone = byId("main");
+    const hint = byId("drop-hint");
+    let depth = 0;
+    const hasFiles = (event) => [...(event.dataTransfer?.types || [])].includes("Files");
+    zone.addEventListener("dragenter", (event) => {
+      if (!hasFiles(event)) return;
+      depth++;
+      hint.hidden = false;
+    });
+    zone.addEventListener("dragleave", () => {
+      depth = Math.max(0, depth - 1);
+      if (!depth) hint.hidden = true;
+    });
+    zone.addEventListener("dragover", (event) => {
+      if (hasFiles(event)) event.preventDefault();
+    });
+    zone.addEventListener("drop", (event) => {
+      if (!hasFiles(event)) return;
+      event.preventDefault();
+      depth = 0;
+      hint.hidden = true;
+      const file = [...event.dataTransfer.files].find((f) => f.type.startsWith("image/"));
+      if (file) this.attach(file);
+      else this.onError("Only images can be attached.");
+    });
+  }
+
+  async attach(file) {
+    try {
+      this.attachment = await prepareImage(file);
+    } catch (error) {
+      this.onError(error.message);
+      return;
+    }
+    byId("attachment-preview").src = this.attachment.dataUri;
+    byId("attachment-name").textContent = `${this.attachment.name} · ${this.attachment.width}×${this.attachment.height}`;
+    byId("attachment").hidden = false;
+    this.focus();
+  }
+
+  clearAttachment() {
+    this.attachment = null;
+    byId("attachment").hidden = true;
+    byId("attachment-preview").removeAttribute("src");
+  }
+}

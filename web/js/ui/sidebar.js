@@ -1,0 +1,116 @@
+// The conversation list: newest first, filtered by the search box, updated in place by id.
+
+import { confirmDialog, promptDialog } from "./dialogs.js";
+import { byId, el, formatTime, iconButton } from "./dom.js";
+
+export class Sidebar {
+  constructor(store, { onSelect, onNew, onDelete }) {
+    this.store = store;
+    this.onSelect = onSelect;
+    this.onNew = onNew;
+    this.onDelete = onDelete;
+    this.activeId = null;
+    this.query = "";
+    this.list = byId("conversation-list");
+    this.search = byId("search");
+    this.sidebar = byId("sidebar");
+    this.scrim = byId("scrim");
+    this.opener = byId("open-sidebar");
+
+    store.addEventListener("list", () => this.render());
+    this.search.addEventListener("input", () => {
+      this.query = this.search.value;
+      this.render();
+    });
+    this.list.addEventListener("click", (event) => this.onListClick(event));
+    byId("new-chat").addEventListener("click", () => this.onNew());
+    this.opener.addEventListener("click", () => this.openDrawer());
+    byId("close-sidebar").addEventListener("click", () => this.closeDrawer());
+    this.scrim.addEventListener("click", () => this.closeDrawer());
+    this.sidebar.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && this.sidebar.classList.contains("open")) this.closeDrawer();
+    });
+  }
+
+  setActive(id) {
+    this.activeId = id;
+    for (const item of this.list.children) {
+      const link = item.querySelector(".conversation-link");
+      const active = item.dataset.id === id;
+      item.classList.toggle("active", active);
+      if (active) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+  }
+
+  itemFor(conversation) {
+    const title = el("span", { className: "conversation-title", text: conversation.title });
+    const time = el("time", { className: "conversation-time" });
+    const link = el("button", { type: "button", className: "conversation-link" }, [title, time]);
+    link.dataset.action = "select";
+    const actions = el("div", { className: "conversation-actions" }, [
+      iconButton("pencil", "Rename conversation", "rename"),
+      iconButton("trash", "Delete conversation", "delete"),
+    ]);
+    const item = el("li", { className: "conversation-item" }, [link, actions]);
+    item.dataset.id = conversation.id;
+    return item;
+  }
+
+  render() {
+    const conversations = this.store.list(this.query);
+    const existing = new Map([...this.list.children].map((item) => [item.dataset.id, item]));
+    conversations.forEach((conversation, index) => {
+      let item = existing.get(conversation.id);
+      existing.delete(conversation.id);
+      if (!item) item = this.itemFor(conversation);
+      const title = item.querySelector(".conversation-title");
+      if (title.textContent !== conversation.title) title.textContent = conversation.title;
+      const time = item.querySelector("time");
+      time.textContent = formatTime(conversation.updatedAt);
+      time.dateTime = new Date(conversation.updatedAt).toISOString();
+      item.querySelector(".conversation-link").title = conversation.title;
+      if (this.list.children[index] !== item) this.list.insertBefore(item, this.list.children[index] || null);
+    });
+    for (const item of existing.values()) item.remove();
+    const empty = byId("list-empty");
+    empty.hidden = conversations.length > 0;
+    empty.textContent = this.query ? "No conversation matches." : "No conversations yet.";
+    this.setActive(this.activeId);
+  }
+
+  async onListClick(event) {
+    const button = event.target.closest("button[data-action]");
+    if (!button) return;
+    const id = button.closest("li")?.dataset.id;
+    const conversation = this.store.get(id);
+    if (!conversation) return;
+    const action = button.dataset.action;
+    if (action === "select") {
+      this.onSelect(id);
+      this.closeDrawer();
+    } else if (action === "rename") {
+      const title = await promptDialog("Rename conversation", { label: "Title", value: conversation.title });
+      if (title?.trim()) this.store.rename(id, title);
+    } else if (action === "delete") {
+      const ok = await confirmDialog("Delete this conversation?", `“${conversation.title}” will be removed from this browser.`);
+      if (ok) this.onDelete(id);
+    }
+  }
+
+  openDrawer() {
+    this.sidebar.classList.add("open");
+    this.scrim.hidden = false;
+    this.opener.setAttribute("aria-expanded", "true");
+    // Not the search box: on a phone that would pop the keyboard over the list.
+    byId("close-sidebar").focus();
+  }
+
+  closeDrawer() {
+    if (!this.sidebar.classList.contains("open")) return;
+    this.sidebar.classList.remove("open");
+    this.scrim.hidden = true;
+    this.opener.setAttribute("aria-expanded", "false");
+    this.opener.focus({ preventScroll: true });
+  }
+}
