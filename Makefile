@@ -21,7 +21,7 @@ web/node_modules/.installed: web/package.json web/package-lock.json
 web: web/node_modules/.installed
 
 run: $(STAMP) web
-	$(PY) scripts/stack.py
+	$(PY) -m tinychat_demo.stack
 
 test: $(STAMP) web
 	$(PY) -m pytest -q -m "not e2e"

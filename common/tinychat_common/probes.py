@@ -11,7 +11,22 @@ from .metrics import METRICS
 
 ReadyCheck = Callable[[web.Application], Awaitable[dict[str, object]]]
 
-SHUTTING_DOWN = web.AppKey("tinychat_shutting_down", bool)
+
+class Lifecycle:
+    """Mutable, because an app's state may not be replaced once it has started."""
+
+    def __init__(self) -> None:
+        self.draining = False
+
+
+LIFECYCLE = web.AppKey("tinychat_lifecycle", Lifecycle)
+
+
+def is_draining(app: web.Application) -> bool:
+    lifecycle = app.get(LIFECYCLE)
+    return lifecycle is not None and lifecycle.draining
+
+
 READY_CHECKS = web.AppKey("tinychat_ready_checks", list)
 
 
@@ -26,7 +41,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     app = request.app
-    if app.get(SHUTTING_DOWN):
+    if is_draining(app):
         return web.json_response({"status": "shutting_down"}, status=503)
     details: dict[str, object] = {}
     for check in app[READY_CHECKS]:

@@ -24,7 +24,7 @@ from aiohttp import web
 from .errors import error_middleware, json_error
 from .logs import configure_logging
 from .metrics import METRICS, ServiceMetrics, metrics_middleware
-from .probes import SHUTTING_DOWN, add_probe_routes
+from .probes import LIFECYCLE, Lifecycle, add_probe_routes, is_draining
 from .security import install_security_headers
 from .settings import ServiceSettings
 from .streaming import KEEPALIVE_SECONDS, OPEN_STREAMS
@@ -36,7 +36,7 @@ PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 @web.middleware
 async def refuse_while_draining(request: web.Request, handler: Any) -> web.StreamResponse:
-    if request.app.get(SHUTTING_DOWN) and request.path not in PROBE_PATHS:
+    if is_draining(request.app) and request.path not in PROBE_PATHS:
         return json_error(503, "shutting_down", "The server is shutting down; try again.")
     return await handler(request)
 
@@ -50,7 +50,7 @@ def base_app(settings: ServiceSettings, service: str, *, client_max_size: int = 
     app[KEEPALIVE_SECONDS] = settings.keepalive_seconds
     # Made now: an app's state may not change once it has started.
     app[OPEN_STREAMS] = weakref.WeakSet()
-    app[SHUTTING_DOWN] = False
+    app[LIFECYCLE] = Lifecycle()
     add_probe_routes(app)
     install_security_headers(app)
     return app
@@ -82,7 +82,7 @@ def client_session_context(
 
 async def drain(app: web.Application, grace_seconds: float) -> None:
     """Stop taking work, let open streams finish, then end those still open."""
-    app[SHUTTING_DOWN] = True
+    app[LIFECYCLE].draining = True
     loop = asyncio.get_running_loop()
     deadline = loop.time() + grace_seconds
     while app.get(OPEN_STREAMS) and loop.time() < deadline:

@@ -66,7 +66,9 @@ class FakeDownstream(FakeServer):
     async def _rlm_config(self, request: web.Request) -> web.Response:
         return web.json_response({"enabled": True, "max_iterations": 20, "sandbox": "process"})
 
-    async def _play(self, request: web.Request, kind: str, events: list[dict[str, Any]]) -> web.StreamResponse:
+    async def _play(
+        self, request: web.Request, kind: str, events: list[dict[str, Any]]
+    ) -> web.StreamResponse:
         self.requests.append((kind, await request.json()))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)

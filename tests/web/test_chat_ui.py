@@ -51,7 +51,8 @@ def test_answer_streams_in_piece_by_piece(page, stack):
 
 
 def test_markdown_code_and_math_render_as_elements(page, stack):
-    stack.run(lambda: stack.upstream.enqueue(Reply(chunks=[RICH_ANSWER[i : i + 7] for i in range(0, len(RICH_ANSWER), 7)])))
+    pieces = [RICH_ANSWER[i : i + 7] for i in range(0, len(RICH_ANSWER), 7)]
+    stack.run(lambda: stack.upstream.enqueue(Reply(chunks=pieces)))
     open_app(page)
     send(page, "Show me everything")
     wait_for_answers(page, 1)
@@ -204,7 +205,8 @@ def test_enter_sends_shift_enter_breaks_line_and_ime_never_sends(page, stack):
     sent = page.evaluate(
         """() => {
         const box = document.getElementById('composer-input');
-        const event = new KeyboardEvent('keydown', {key: 'Enter', isComposing: true, bubbles: true, cancelable: true});
+        const event = new KeyboardEvent('keydown',
+            {key: 'Enter', isComposing: true, bubbles: true, cancelable: true});
         box.dispatchEvent(event);
         return document.querySelectorAll('li.message').length;
     }"""

@@ -55,10 +55,11 @@ def test_rename_and_delete_with_confirmation(page, stack):
     page.fill("#dialog-input", "Renamed chat")
     page.click("#dialog-ok")
     assert sidebar_titles(page)[0] == "Renamed chat"
-    page.locator(".conversation-item", has_text="Renamed chat").get_by_role("button", name="Delete conversation").click()
+    renamed = page.locator(".conversation-item", has_text="Renamed chat")
+    renamed.get_by_role("button", name="Delete conversation").click()
     page.click("#dialog-cancel")
     assert len(sidebar_titles(page)) == 2
-    page.locator(".conversation-item", has_text="Renamed chat").get_by_role("button", name="Delete conversation").click()
+    renamed.get_by_role("button", name="Delete conversation").click()
     page.click("#dialog-ok")
     assert sidebar_titles(page) == ["Tell me about fruit"]
     page.reload()
@@ -114,7 +115,8 @@ def test_import_keeps_a_changed_copy_instead_of_overwriting(page, stack, tmp_pat
 def test_invalid_import_is_rejected_with_a_reason(page, stack, tmp_path, watch):
     open_app(page)
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"conversations": [{"title": "x", "messages": [{"role": "hacker", "content": 1}]}]}))
+    hostile = {"title": "x", "messages": [{"role": "hacker", "content": 1}]}
+    bad.write_text(json.dumps({"conversations": [hostile]}))
     page.set_input_files("#import-file", str(bad))
     toast = page.locator(".toast.error")
     toast.wait_for()

@@ -93,7 +93,9 @@ def test_image_command_shows_progress_then_the_image(page, stack, tmp_path):
     page.reload()
     restored = page.locator("figure.message-image.generated img")
     restored.wait_for()
-    page.wait_for_function("() => document.querySelector('figure.message-image.generated img').src.startsWith('data:')")
+    page.wait_for_function(
+        "() => document.querySelector('figure.message-image.generated img').src.startsWith('data:')"
+    )
     assert restored.get_attribute("src") == IMAGE
 
 
@@ -149,7 +151,9 @@ def test_attached_image_is_downscaled_sent_and_kept(page, stack, tmp_path):
     assert url.startswith("data:image/jpeg;base64,")
     assert jpeg_size(base64.b64decode(url.split(",", 1)[1])) == (1568, 784)
     page.reload()
-    page.wait_for_function("() => document.querySelector('li.message.user figure img')?.src.startsWith('data:image/jpeg')")
+    page.wait_for_function(
+        "() => document.querySelector('li.message.user figure img')?.src.startsWith('data:image/jpeg')"
+    )
 
 
 def test_small_image_is_sent_unchanged_by_paste(page, stack):
@@ -217,10 +221,12 @@ def test_rlm_needs_the_passcode_and_shows_its_trace(page, stack, watch):
 
 
 def test_dark_theme_follows_the_system_and_the_toggle(browser, stack, artifacts):
-    context = browser.new_context(base_url=stack.url, color_scheme="dark", viewport={"width": 1280, "height": 800})
+    size = {"width": 1280, "height": 800}
+    context = browser.new_context(base_url=stack.url, color_scheme="dark", viewport=size)
     try:
         page = context.new_page()
-        stack.run(lambda: stack.upstream.enqueue(Reply(text="Dark **mode** with `code` and $x^2$.\n\n```python\nprint('hi')\n```")))
+        answer = "Dark **mode** with `code` and $x^2$.\n\n```python\nprint('hi')\n```"
+        stack.run(lambda: stack.upstream.enqueue(Reply(text=answer)))
         open_app(page)
         send(page, "Hello in the dark")
         wait_for_answers(page, 1)
@@ -229,7 +235,8 @@ def test_dark_theme_follows_the_system_and_the_toggle(browser, stack, artifacts)
         page.screenshot(path=str(artifacts / "desktop-dark.png"))
         page.click("#theme-toggle")  # system -> light
         assert page.evaluate("document.documentElement.dataset.theme") == "light"
-        assert page.evaluate("getComputedStyle(document.querySelector('.main')).backgroundColor") == "rgb(255, 255, 255)"
+        background = page.evaluate("getComputedStyle(document.querySelector('.main')).backgroundColor")
+        assert background == "rgb(255, 255, 255)"
         page.screenshot(path=str(artifacts / "desktop-light.png"))
         page.click("#theme-toggle")  # light -> dark, remembered
         page.reload()
@@ -241,7 +248,8 @@ def test_dark_theme_follows_the_system_and_the_toggle(browser, stack, artifacts)
 
 @pytest.mark.parametrize("viewport", [{"width": 390, "height": 844}])
 def test_mobile_layout_uses_a_drawer(page, stack, artifacts):
-    stack.run(lambda: stack.upstream.enqueue(Reply(text="A short answer with a table:\n\n| a | b |\n|---|---|\n| 1 | 2 |")))
+    answer = "A short answer with a table:\n\n| a | b |\n|---|---|\n| 1 | 2 |"
+    stack.run(lambda: stack.upstream.enqueue(Reply(text=answer)))
     open_app(page)
     assert page.locator("#sidebar").is_hidden()
     send(page, "Hello from a phone")

@@ -29,9 +29,10 @@ HOSTILE = "\n\n".join(PAYLOADS)
 
 INJECTED = """() => {
   const found = [];
-  const anywhere = ['script:not([src])', '[onerror]', '[onload]', '[onclick]', '[onmouseover]', 'a[href^="javascript"]',
-                    'iframe', 'object', 'embed', 'body style'];
-  const inRendered = ['img', 'button', 'form', 'input:not([type=checkbox])', 'svg:not(.katex svg)', '[data-action]', '[style*=fixed]'];
+  const anywhere = ['script:not([src])', '[onerror]', '[onload]', '[onclick]', '[onmouseover]',
+                    'a[href^="javascript"]', 'iframe', 'object', 'embed', 'body style'];
+  const inRendered = ['img', 'button', 'form', 'input:not([type=checkbox])', 'svg:not(.katex svg)',
+                      '[data-action]', '[style*=fixed]'];
   for (const sel of anywhere) if (document.querySelector(sel)) found.push(sel);
   for (const root of document.querySelectorAll('.message-content, .conversation-title, #chat-title')) {
     for (const sel of inRendered) if (root.querySelector(sel)) found.push(sel);
