@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench.loadgen import LoadSpec
-from bench.stack import MODEL, REPO, RESULTS, Stack
+from bench.stack import MODEL, REPO, RESULTS, Stack, listen_overflows
 
 LEVELS = (1, 100, 500)
 # Requests per stream, one after another, in one load run.
@@ -81,9 +81,10 @@ async def run_loadgen(spec: LoadSpec) -> dict[str, Any]:
 async def measured_run(stack: Stack, spec: LoadSpec) -> dict[str, Any]:
     """One load run, with the CPU time each process of the stack spent on it: CPU per
     event is a cost that other work on a shared machine barely disturbs."""
-    before = stack.cpu_seconds()
+    before, overflows_before = stack.cpu_seconds(), listen_overflows()
     result = await run_loadgen(spec)
     after = stack.cpu_seconds()
+    result["listen_overflows"] = listen_overflows() - overflows_before
     result["cpu_s"] = {name: round(after[name] - before[name], 3) for name in after}
     deltas = result["deltas"] or 1
     result["cpu_us_per_event"] = {

@@ -100,6 +100,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def listen_overflows() -> int:
+    """How many connections the kernel dropped because a listen queue was full, machine
+    wide (TcpExt ListenOverflows): a burst of connects larger than a server's accept
+    backlog shows up here, and as seconds of extra latency (SYN retries)."""
+    lines = Path("/proc/net/netstat").read_text().splitlines()
+    for header, values in zip(lines[::2], lines[1::2], strict=False):
+        if header.startswith("TcpExt:"):
+            fields = dict(zip(header.split()[1:], values.split()[1:], strict=False))
+            return int(fields.get("ListenOverflows", 0))
+    return 0
+
+
 class Stack:
     def __init__(
         self,

@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.web_protocol import RequestHandler
 from tinychat_common.sse import SSEDecoder
 
 # Every fault must end within this; the settings below make each one end well inside it.
@@ -191,12 +192,26 @@ async def assert_no_new_tasks(before: set[asyncio.Task[Any]], seconds: float = 5
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
     while True:
-        left = [t for t in asyncio.all_tasks() if t not in before and t is not me and not t.done()]
+        left = [
+            t
+            for t in asyncio.all_tasks()
+            if t not in before and t is not me and not t.done() and not _idle_keepalive_connection(t)
+        ]
         if not left:
             return
         if loop.time() > deadline:
             pytest.fail(f"tasks left running after the stream ended: {[repr(t) for t in left]}")
         await asyncio.sleep(0.05)
+
+
+def _idle_keepalive_connection(task: asyncio.Task[Any]) -> bool:
+    """A server connection kept alive for the next request (a service's pooled client
+    connection to another), waiting for it and doing no work: pooling, not a leak."""
+    frame = getattr(task.get_coro(), "cr_frame", None)
+    if frame is None or frame.f_code.co_name != "start":
+        return False
+    protocol = frame.f_locals.get("self")
+    return isinstance(protocol, RequestHandler) and protocol._waiter is not None
 
 
 async def wait_for(check: Callable[[], Any], what: str, seconds: float = FAULT_BOUND_SECONDS) -> None:
