@@ -3,8 +3,10 @@ chat-service against the fake upstream for a while, then two verdicts:
 
 - no errors: every stream ended with `done`, carried every delta, and no `error` event;
 - no leak: each service's resident memory after the run is within 20% of before, where
-  "before" is read after a warm-up round at the same concurrency (pools, caches and the
-  allocator's arenas have grown by then, so what is left is growth that would not stop).
+  "before" is read after a warm-up of the same shape (same concurrency, --warmup-seconds):
+  pools, caches and the allocator's arenas have grown to their working size by then, so
+  what is left is growth that would not stop. RSS is also sampled every few seconds during
+  the run, so a leak shows as a climb, not just as one number.
 
     python -m bench.load                        1,000 streams for 60 s
     python -m bench.load --streams 200 --seconds 20
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
 from typing import Any
 
@@ -23,6 +26,7 @@ from bench.stack import MODEL, Stack
 
 SERVICES = ("gateway", "chat-service")
 SETTLE_SECONDS = 3.0
+SAMPLE_EVERY_SECONDS = 5.0
 
 
 def load_spec(stack: Stack, streams: int, chunks: int, *, seconds: float = 0.0, rounds: int = 1) -> LoadSpec:
@@ -40,6 +44,29 @@ def load_spec(stack: Stack, streams: int, chunks: int, *, seconds: float = 0.0, 
 
 def memory(stack: Stack) -> dict[str, int]:
     return {name: stack.rss_kib(name) for name in (*SERVICES, "fake-upstream")}
+
+
+async def sample_memory(stack: Stack, samples: list[dict[str, float]], every: float) -> None:
+    """Append each service's RSS (MiB) every `every` seconds until cancelled."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while True:
+        sample = {name: round(kib / 1024, 1) for name, kib in memory(stack).items() if name in SERVICES}
+        samples.append({"t": round(loop.time() - started, 1), **sample})
+        await asyncio.sleep(every)
+
+
+async def run_sampled(
+    stack: Stack, spec: LoadSpec, every: float
+) -> tuple[dict[str, Any], list[dict[str, float]]]:
+    samples: list[dict[str, float]] = []
+    sampler = asyncio.create_task(sample_memory(stack, samples, every))
+    try:
+        return await run_loadgen(spec), samples
+    finally:
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
 
 
 def memory_verdicts(before: dict[str, int], after: dict[str, int], max_growth: float) -> dict[str, Any]:
@@ -66,6 +93,9 @@ def report(result: dict[str, Any]) -> str:
     ]
     for sample in run["error_samples"][:3]:
         lines.append(f"  ! {sample}")
+    for name in SERVICES:
+        series = " ".join(f"{sample[name]:.0f}" for sample in result["rss_samples_mib"])
+        lines.append(f"  {name} RSS MiB every {SAMPLE_EVERY_SECONDS:.0f} s during the run: {series}")
     for name, verdict in result["memory"].items():
         lines.append(
             f"  {'PASS' if verdict['passed'] else 'FAIL'}  {name:<13} RSS {verdict['rss_before_mib']} MiB"
@@ -83,20 +113,21 @@ async def main(
     seconds: float = 60.0,
     chunks: int = 100,
     interval: float = 0.02,
-    warmup_rounds: int = 1,
+    warmup_seconds: float = 20.0,
     max_growth: float = 0.20,
     settle_seconds: float = SETTLE_SECONDS,
     write: bool = True,
     echo: bool = True,
 ) -> dict[str, Any]:
     if quick:
-        streams, seconds = min(streams, 200), min(seconds, 10.0)
+        streams, seconds, warmup_seconds = min(streams, 200), min(seconds, 10.0), min(warmup_seconds, 5.0)
     async with Stack(chunks=chunks, interval=interval) as stack:
-        for _ in range(warmup_rounds):
-            await run_loadgen(load_spec(stack, streams, chunks))
+        warmup = await run_loadgen(load_spec(stack, streams, chunks, seconds=warmup_seconds))
         await asyncio.sleep(settle_seconds)
         before = memory(stack)
-        run = await run_loadgen(load_spec(stack, streams, chunks, seconds=seconds))
+        run, samples = await run_sampled(
+            stack, load_spec(stack, streams, chunks, seconds=seconds), SAMPLE_EVERY_SECONDS
+        )
         await asyncio.sleep(settle_seconds)
         after = memory(stack)
     verdicts = memory_verdicts(before, after, max_growth)
@@ -107,7 +138,10 @@ async def main(
         "chunks": chunks,
         "interval_s": interval,
         "max_growth": max_growth,
+        "warmup_seconds": warmup_seconds,
+        "warmup_errors": warmup["errors"],
         "run": run,
+        "rss_samples_mib": samples,
         "rss_kib_before": before,
         "rss_kib_after": after,
         "memory": verdicts,
@@ -126,7 +160,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=60.0, help="how long to keep them going (60)")
     parser.add_argument("--chunks", type=int, default=100, help="deltas per answer (100)")
     parser.add_argument("--interval", type=float, default=0.02, help="seconds between deltas (0.02)")
-    parser.add_argument("--warmup-rounds", type=int, default=1, help="answers per stream before 'before'")
+    parser.add_argument(
+        "--warmup-seconds", type=float, default=20.0, help="same load before 'before' is read (20)"
+    )
     parser.add_argument("--max-growth", type=float, default=0.20, help="allowed RSS growth (0.20 = 20%%)")
     return parser.parse_args(argv)
 
@@ -139,7 +175,7 @@ if __name__ == "__main__":
             seconds=args.seconds,
             chunks=args.chunks,
             interval=args.interval,
-            warmup_rounds=args.warmup_rounds,
+            warmup_seconds=args.warmup_seconds,
             max_growth=args.max_growth,
         )
     )

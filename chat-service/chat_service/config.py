@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from tinychat_common.chatlog import check_log_path
-from tinychat_common.settings import ServiceSettings
+from pydantic import Field, SecretStr, model_validator
+from tinychat_common.settings import HttpUrl, LogPath, ServiceSettings
 
 AUTO_MODELS = "auto"
 DEFAULT_MODEL_LIST = "gpt-3.5-turbo,gpt-4,gpt-4-turbo"
@@ -15,7 +14,7 @@ DEFAULT_MODEL_LIST = "gpt-3.5-turbo,gpt-4,gpt-4-turbo"
 class ChatSettings(ServiceSettings):
     port: int = 8001
 
-    openai_api_url: str = "https://api.openai.com/v1"
+    openai_api_url: HttpUrl = "https://api.openai.com/v1"
     openai_api_key: SecretStr = SecretStr("")
     default_model: str = Field(default="gpt-3.5-turbo", min_length=1)
     # A comma list (DEFAULT_MODEL is added first when missing), or `auto` to ask the API.
@@ -24,26 +23,12 @@ class ChatSettings(ServiceSettings):
     max_message_length: int = Field(default=262144, gt=0)
     max_conversation_history: int = Field(default=50, gt=0)
     max_image_size_mb: float = Field(default=10, gt=0)
-    chat_log: str = ""
+    chat_log: LogPath = ""
 
     upstream_connect_timeout: float = Field(default=10.0, gt=0)
     upstream_first_byte_timeout: float = Field(default=60.0, gt=0)
     upstream_idle_timeout: float = Field(default=120.0, gt=0)
     models_cache_seconds: float = Field(default=60.0, ge=0)
-
-    @field_validator("openai_api_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL such as https://api.openai.com/v1")
-        return value
-
-    @field_validator("chat_log")
-    @classmethod
-    def _writable_log(cls, value: str) -> str:
-        return check_log_path(value.strip())
 
     @model_validator(mode="after")
     def _models_listed(self) -> ChatSettings:

@@ -32,6 +32,8 @@ from .streaming import KEEPALIVE_SECONDS, OPEN_STREAMS
 log = logging.getLogger("tinychat.service")
 
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+# The kernel caps it at net.core.somaxconn (4096 on current Linux).
+LISTEN_BACKLOG = 4096
 
 
 @web.middleware
@@ -95,7 +97,10 @@ async def drain(app: web.Application, grace_seconds: float) -> None:
 async def serve(app: web.Application, settings: ServiceSettings, service: str) -> None:
     runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    # A burst of new streams (hundreds of browsers, or the gateway's own connections to a
+    # service) must not overflow the accept queue: aiohttp's default of 128 makes the kernel
+    # drop connects, which clients retry only after 1 s, 3 s, ... (measured in bench/).
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=LISTEN_BACKLOG)
     await site.start()
     log.info("%s listening on http://%s:%s", service, settings.host, settings.port)
 

@@ -7,10 +7,35 @@ with one line naming the variable and what it accepts.
 from __future__ import annotations
 
 import sys
-from typing import TypeVar
+from typing import Annotated, TypeVar
+from urllib.parse import urlsplit
 
-from pydantic import ValidationError
+from pydantic import AfterValidator, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .chatlog import check_log_path
+
+
+def http_url(value: str) -> str:
+    """An http(s) URL with a host, without a trailing slash."""
+    value = value.strip().rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http(s) URL such as http://127.0.0.1:8001 or https://api.openai.com/v1")
+    return value
+
+
+def redis_url(value: str) -> str:
+    value = value.strip()
+    if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be empty or a Redis URL such as redis://redis:6379/0")
+    return value
+
+
+# Field types for settings that every service validates the same way.
+HttpUrl = Annotated[str, AfterValidator(http_url)]
+RedisUrl = Annotated[str, AfterValidator(redis_url)]
+LogPath = Annotated[str, AfterValidator(lambda value: check_log_path(value.strip()))]
 
 
 class ServiceSettings(BaseSettings):

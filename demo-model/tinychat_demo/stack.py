@@ -130,6 +130,9 @@ async def run() -> int:
     try:
         for part in parts:
             child_env = {**env, "PORT": str(part.port)}
+            if part.package != "tinychat_gateway":
+                # Only the gateway is meant to be reached from other machines.
+                child_env["HOST"] = "127.0.0.1"
             children[part.name] = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", part.package, env=child_env, start_new_session=True
             )

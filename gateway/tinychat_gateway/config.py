@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
-from tinychat_common.settings import ServiceSettings
+from tinychat_common.settings import HttpUrl, ServiceSettings
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -29,9 +29,9 @@ def _comma_list(value: object) -> object:
 class GatewaySettings(ServiceSettings):
     port: int = 8000
 
-    chat_service_url: str = "http://127.0.0.1:8001"
-    image_service_url: str = "http://127.0.0.1:8002"
-    rlm_service_url: str = "http://127.0.0.1:8003"
+    chat_service_url: HttpUrl = "http://127.0.0.1:8001"
+    image_service_url: HttpUrl = "http://127.0.0.1:8002"
+    rlm_service_url: HttpUrl = "http://127.0.0.1:8003"
     web_dir: Path = Field(default_factory=_repo_web_dir)
 
     max_message_length: int = Field(default=262144, gt=0)
@@ -54,15 +54,6 @@ class GatewaySettings(ServiceSettings):
     # means the service is stuck.
     downstream_idle_timeout: float = Field(default=120.0, gt=0)
     config_cache_seconds: float = Field(default=10.0, ge=0)
-
-    @field_validator("chat_service_url", "image_service_url", "rlm_service_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8001")
-        return value
 
     @field_validator("allowed_origins", mode="before")
     @classmethod

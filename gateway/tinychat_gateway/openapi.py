@@ -56,6 +56,24 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return answers
 
 
+def _sse_event_schema() -> dict[str, Any]:
+    """One server-sent event: its `data` line is a StreamEvent as JSON."""
+    return {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": _ref(StreamEvent),
+            },
+            "event": {"type": "string"},
+            "id": {"type": "string"},
+            "retry": {"type": "integer"},
+        },
+    }
+
+
 def _operations() -> dict[str, Any]:
     passcode_header = {
         "name": "X-RLM-Passcode",
@@ -81,7 +99,9 @@ def _operations() -> dict[str, Any]:
                         "blank line each, `: keepalive` comments, always ending with a `done` event.",
                         "content": {
                             "text/event-stream": {
-                                "schema": {"type": "string"},
+                                # Before OpenAPI 3.2 (itemSchema), tools read an event
+                                # stream's `schema` as describing each event.
+                                "schema": _sse_event_schema(),
                                 "x-event-schema": _ref(StreamEvent),
                             }
                         },

@@ -7,20 +7,11 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from tinychat_common.chatlog import check_log_path
-from tinychat_common.settings import ServiceSettings
+from tinychat_common.settings import HttpUrl, LogPath, RedisUrl, ServiceSettings
 
 Provider = Literal["swarmui", "openai", "none"]
 
 _SIZE = re.compile(r"^(\d{2,5}x\d{2,5}|auto)$")
-
-
-def _http_url(value: str, example: str) -> str:
-    value = value.strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"must be an http(s) URL such as {example}")
-    return value
 
 
 def without_credentials(url: str) -> str:
@@ -36,7 +27,7 @@ class ImageSettings(ServiceSettings):
 
     image_provider: Provider = "swarmui"
 
-    swarmui: str = "http://localhost:7801"
+    swarmui: HttpUrl = "http://localhost:7801"
     image_model: str = Field(default="Flux/flux1-schnell-fp8", min_length=1)
     image_cfgscale: float = Field(default=1.0, ge=0.0, le=100.0)
     image_steps: int = Field(default=6, ge=1, le=500)
@@ -47,30 +38,20 @@ class ImageSettings(ServiceSettings):
 
     openai_image_api_key: SecretStr = SecretStr("")
     openai_api_key: SecretStr = SecretStr("")  # the fallback when OPENAI_IMAGE_API_KEY is empty
-    openai_image_api_base: str = "https://api.openai.com/v1"
+    openai_image_api_base: HttpUrl = "https://api.openai.com/v1"
     openai_image_model: str = Field(default="dall-e-3", min_length=1)
     openai_image_size: str = "1024x1024"
 
     max_concurrent_images: int = Field(default=2, ge=1)
-    redis_url: str = ""
+    redis_url: RedisUrl = ""
     max_image_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_image_pixels: int = Field(default=50_000_000, ge=10_000)
     # Worker processes for Pillow and base64 work (0: threads, which share the GIL with the
     # event loop and make other streams stutter while an image is processed).
     image_worker_processes: int = Field(default=2, ge=0, le=64)
     image_connect_timeout: float = Field(default=10.0, gt=0)
-    chat_log: str = ""
+    chat_log: LogPath = ""
     max_message_length: int = Field(default=262144, gt=0)
-
-    @field_validator("swarmui")
-    @classmethod
-    def _swarmui_url(cls, value: str) -> str:
-        return _http_url(value, "http://localhost:7801")
-
-    @field_validator("openai_image_api_base")
-    @classmethod
-    def _openai_url(cls, value: str) -> str:
-        return _http_url(value, "https://api.openai.com/v1")
 
     @field_validator("openai_image_size")
     @classmethod
@@ -79,11 +60,6 @@ class ImageSettings(ServiceSettings):
         if not _SIZE.match(value):
             raise ValueError("must be WIDTHxHEIGHT (e.g. 1024x1024) or auto")
         return value
-
-    @field_validator("chat_log")
-    @classmethod
-    def _writable_log(cls, value: str) -> str:
-        return check_log_path(value.strip())
 
     @model_validator(mode="after")
     def _openai_needs_a_key(self) -> ImageSettings:

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
-from pydantic import Field, field_validator
-from tinychat_common.chatlog import check_log_path
-from tinychat_common.settings import ServiceSettings
+from pydantic import Field
+from tinychat_common.settings import HttpUrl, LogPath, RedisUrl, ServiceSettings
 
 from .sandbox.config import SandboxSettings
 
@@ -19,7 +16,7 @@ class RlmSettings(ServiceSettings, SandboxSettings):
 
     rlm_enabled: bool = True
     # Every LM call (root model and llm_query) goes to chat-service; rlm-service holds no key.
-    chat_service_url: str = "http://127.0.0.1:8001"
+    chat_service_url: HttpUrl = "http://127.0.0.1:8001"
     chat_service_timeout: float = Field(default=120.0, gt=0)
 
     rlm_timeout: float = Field(default=60.0, gt=0)
@@ -27,7 +24,7 @@ class RlmSettings(ServiceSettings, SandboxSettings):
     max_concurrent_rlm: int = Field(default=3, ge=1)
 
     # With REDIS_URL, MAX_CONCURRENT_RLM holds across every replica (leased tokens).
-    redis_url: str = ""
+    redis_url: RedisUrl = ""
     rlm_token_lease_seconds: float = Field(default=15.0, gt=0)
 
     # Sub-calls: prompts longer than this are refused inside the REPL, before any request;
@@ -41,26 +38,4 @@ class RlmSettings(ServiceSettings, SandboxSettings):
     # The largest request body (the conversation that becomes `context`).
     rlm_max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
 
-    chat_log: str = ""
-
-    @field_validator("chat_service_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError("must be an http(s) URL such as http://127.0.0.1:8001")
-        return value
-
-    @field_validator("redis_url")
-    @classmethod
-    def _redis_url(cls, value: str) -> str:
-        value = value.strip()
-        if value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("must be empty or a Redis URL such as redis://redis:6379/0")
-        return value
-
-    @field_validator("chat_log")
-    @classmethod
-    def _writable_log(cls, value: str) -> str:
-        return check_log_path(value.strip())
+    chat_log: LogPath = ""

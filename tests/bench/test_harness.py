@@ -30,11 +30,19 @@ async def test_chat_bench_measures_both_paths_end_to_end() -> None:
 
 async def test_load_test_reports_errors_and_memory_of_each_service() -> None:
     result = await load.main(
-        streams=3, seconds=0.3, chunks=3, interval=0.005, settle_seconds=0.1, write=False, echo=False
+        streams=3,
+        seconds=0.3,
+        warmup_seconds=0.2,
+        chunks=3,
+        interval=0.005,
+        settle_seconds=0.1,
+        write=False,
+        echo=False,
     )
     assert result["run"]["errors"] == 0, result["run"]["error_samples"]
     assert result["run"]["requests"] >= 3
     assert set(result["memory"]) == {"gateway", "chat-service"}
+    assert result["rss_samples_mib"][0]["gateway"] > 0
     for name in ("gateway", "chat-service"):
         assert result["rss_kib_before"][name] > 0
         assert result["rss_kib_after"][name] > 0

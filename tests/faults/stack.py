@@ -48,7 +48,10 @@ class ServiceProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._env = {**os.environ, **env, "HOST": "127.0.0.1", "PORT": str(self.port)}
-        self._log = tempfile.NamedTemporaryFile(prefix=f"tinychat-{package}-", suffix=".log", delete=False)
+        # Kept open for the life of the process (it writes there), closed in __aexit__.
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            prefix=f"tinychat-{package}-", suffix=".log", delete=False
+        )
         self.process: asyncio.subprocess.Process | None = None
 
     @property

@@ -134,9 +134,11 @@ async def test_chat_service_back_after_being_down_serves_again_without_gateway_r
 @pytest.fixture
 async def chat_and_gateway(fake_openai: FakeOpenAI, request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     overrides = getattr(request, "param", {})
-    async with in_process(create_chat_app(chat_settings(fake_openai, **overrides))) as chat:
-        async with in_process(create_gateway_app(gateway_settings(base_url(chat)))) as gateway:
-            yield chat, gateway
+    async with (
+        in_process(create_chat_app(chat_settings(fake_openai, **overrides))) as chat,
+        in_process(create_gateway_app(gateway_settings(base_url(chat)))) as gateway,
+    ):
+        yield chat, gateway
 
 
 @pytest.mark.parametrize("chat_and_gateway", [{"upstream_idle_timeout": 0.5}], indirect=True)
@@ -169,10 +171,10 @@ async def test_upstream_silent_before_first_byte_ends_with_error_and_done(
 
 
 GARBAGE = {
-    "json_that_is_not_json": [b"data: {\"choices\": [{\"delta\": {\"content\": \"Hi\"}}]}\n\n", b"data: {oops\n\n"],
+    "json_that_is_not_json": [b'data: {"choices": [{"delta": {"content": "Hi"}}]}\n\n', b"data: {oops\n\n"],
     "binary_noise": [b"\x00\xff\xfe\x81garbage\x00\n\n\xc3\x28 \x9f\n\n"],
     "html_error_page": [b"<html><body><h1>502 Bad Gateway</h1></body></html>"],
-    "wrong_shape": [b'data: {"choices": "not a list"}\n\n', b'data: [1, 2, 3]\n\n'],
+    "wrong_shape": [b'data: {"choices": "not a list"}\n\n', b"data: [1, 2, 3]\n\n"],
     "endless_line_without_newline": [b"data: " + b"x" * 65536] * 40,
 }
 

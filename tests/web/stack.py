@@ -1,6 +1,7 @@
 """The real gateway + chat-service, a fake OpenAI upstream and a fake image/RLM service, all
 on 127.0.0.1 port 0, running in one background thread's event loop (Playwright's sync API
-owns the test thread)."""
+owns the test thread). With `real_rlm=True` the gateway talks to the REAL rlm-service
+(process sandbox) instead, whose every LM call goes through chat-service to the fake upstream."""
 
 from __future__ import annotations
 
@@ -86,8 +87,9 @@ class FakeDownstream(FakeServer):
 
 
 class Stack:
-    def __init__(self, rlm_passcode: str = "") -> None:
+    def __init__(self, rlm_passcode: str = "", *, real_rlm: bool = False) -> None:
         self.rlm_passcode = rlm_passcode
+        self.real_rlm = real_rlm
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="tinychat-stack", daemon=True)
         self.runners: list[web.AppRunner] = []
@@ -126,10 +128,11 @@ class Stack:
             available_models="fake-model,fake-vision",
         )
         chat_url = await self._serve(create_chat_app(chat_settings))
+        rlm_url = await self._serve_real_rlm(chat_url) if self.real_rlm else self.downstream.base_url
         gateway_settings = GatewaySettings(
             chat_service_url=chat_url,
             image_service_url=self.downstream.base_url,
-            rlm_service_url=self.downstream.base_url,
+            rlm_service_url=rlm_url,
             rlm_passcode=self.rlm_passcode,
             config_cache_seconds=0,
             # Every test comes from 127.0.0.1: per-client limits would couple the tests.
@@ -137,6 +140,14 @@ class Stack:
             rate_limit_rlm=0,
         )
         self.url = await self._serve(create_gateway_app(gateway_settings))
+
+    async def _serve_real_rlm(self, chat_url: str) -> str:
+        # Imported here: only the stacks that ask for it need rlm-service and its harness.
+        from rlm_service.app import create_app as create_rlm_app
+
+        from tests.rlm.harness import rlm_settings
+
+        return await self._serve(create_rlm_app(rlm_settings(chat_url, "process")))
 
     async def _stop(self) -> None:
         for runner in reversed(self.runners):

@@ -140,7 +140,7 @@ export class ChatSession {
         update({ status: event.text });
         return null;
       case "rlm":
-        update({ rlm: [...(answer.rlm || []), event.step] });
+        this.store.appendRlmStep(conversationId, answer.id, event.step);
         return null;
       case "image": {
         const id = newId("i");

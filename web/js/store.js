@@ -257,6 +257,16 @@ export class Store extends EventTarget {
     this.emit("message", { conversationId, messageId });
   }
 
+  // Adds one `rlm` event to a message's trace, merging reasoning deltas in place (see
+  // mergeRlmStep); saved like streamed content, at most once a second.
+  appendRlmStep(conversationId, messageId, step) {
+    const message = this.findMessage(conversationId, messageId);
+    if (!message || !step || typeof step !== "object") return;
+    message.rlm = mergeRlmStep(message.rlm || [], step);
+    this.persistSoon(conversationId);
+    this.emit("message", { conversationId, messageId });
+  }
+
   // Drops a message and all that follows it (edit & resend, regenerate); returns the
   // image ids no longer referenced.
   truncateFrom(conversationId, messageId) {
@@ -296,6 +306,31 @@ export class Store extends EventTarget {
     this.emit("list");
     return report;
   }
+}
+
+// rlm-service streams a root-model turn as many {kind: "reasoning", iteration, delta} events and
+// one {kind: "reasoning", iteration, done, ms, finish_reason}. The trace keeps them as ONE step
+// per turn, {kind, iteration, text, done, ms, finish_reason}, so storage holds merged steps, not
+// every delta. Other kinds are kept as sent. Only the last step ever changes: that is what lets
+// the view update the trace in place. Mutates and returns `steps`.
+export function mergeRlmStep(steps, step) {
+  const kind = step.kind ?? step.type;
+  const merging = kind === "reasoning" && ("delta" in step || step.done === true);
+  if (!merging) {
+    steps.push(step);
+    return steps;
+  }
+  const last = steps.at(-1);
+  const open = last && (last.kind ?? last.type) === "reasoning" && last.iteration === step.iteration && !last.done;
+  const target = open ? last : { kind: "reasoning", iteration: step.iteration, text: "" };
+  if (!open) steps.push(target);
+  if (typeof step.delta === "string") target.text += step.delta;
+  if (step.done === true) {
+    target.done = true;
+    if (step.ms !== undefined) target.ms = step.ms;
+    if (step.finish_reason !== undefined) target.finish_reason = step.finish_reason;
+  }
+  return steps;
 }
 
 export function imageIdsOf(conversation) {

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -54,9 +55,10 @@ done
 cd /tmp
 if [ -n "$2" ]; then
     exec setpriv --reuid="$2" --regid="$2" --clear-groups --bounding-set=-all --inh-caps=-all \
-        --no-new-privs -- "$3" -I -S -c "$4" tinychat-sandbox
+        --no-new-privs --pdeathsig SIGKILL -- "$3" -I -S -c "$4" tinychat-sandbox
 fi
-exec setpriv --bounding-set=-all --inh-caps=-all --no-new-privs -- "$3" -I -S -c "$4" tinychat-sandbox
+exec setpriv --bounding-set=-all --inh-caps=-all --no-new-privs --pdeathsig SIGKILL -- \
+    "$3" -I -S -c "$4" tinychat-sandbox
 """
 _NAMESPACES = [
     "--net",
@@ -70,6 +72,15 @@ _NAMESPACES = [
 ]
 
 
+@functools.cache
+def _dies_with_parent() -> list[str]:
+    """A prefix that makes the kernel SIGKILL the sandbox when the service that started it
+    dies (SIGKILL, OOM), instead of leaving it running with no one to stop it. The jail
+    script sets the same again after its uid change, which clears a death signal."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "SIGKILL", "--"] if setpriv else []
+
+
 @dataclass(frozen=True)
 class Isolation:
     """How sandboxes are started on this machine: the result of the probe."""
@@ -81,8 +92,12 @@ class Isolation:
 
     def command(self, *, disk_bytes: int, uid: int | None, code: str) -> list[str]:
         if self.mode == "none":
-            return [self.python, "-I", "-S", "-c", code, MARKER]
-        prefix = [self.unshare, *(["--user", "--map-root-user"] if self.mode == "user-namespaces" else [])]
+            return [*_dies_with_parent(), self.python, "-I", "-S", "-c", code, MARKER]
+        prefix = [
+            *_dies_with_parent(),
+            self.unshare,
+            *(["--user", "--map-root-user"] if self.mode == "user-namespaces" else []),
+        ]
         return [
             *prefix,
             *_NAMESPACES,

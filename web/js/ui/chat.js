@@ -5,7 +5,7 @@ import { copyText } from "../render/code.js";
 import { renderMarkdownInto, renderPlainInto } from "../render/markdown.js";
 import { byId, el, iconButton } from "./dom.js";
 import { imageFigure, progressFrom } from "./images.js";
-import { renderTrace } from "./rlm.js";
+import { renderTrace, traceSignature } from "./rlm.js";
 
 const NEAR_BOTTOM_PX = 80;
 
@@ -118,7 +118,7 @@ export class ChatView {
       message.state,
       message.status,
       message.error?.message,
-      message.rlm?.length,
+      traceSignature(message.rlm),
       message.generated?.id,
       markdown,
       showThinking,

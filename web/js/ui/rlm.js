@@ -1,107 +1,202 @@
-// The RLM trace: one collapsible step per `rlm` event (reasoning, code, output, sub-calls),
-// appended in place while the job runs; "thinking" (the model's reasoning) can be hidden.
+// The RLM trace: the steps rlm-service sends as `rlm` events, one collapsible element each,
+// in order: reasoning (the root model's turn, merged from its deltas by the store), code,
+// output, sub-calls and the final answer. Elements are keyed by position and updated in place:
+// the store only ever changes the last step, so a reasoning delta appends its new characters
+// to the open step's text node instead of rebuilding anything. All text goes in through
+// textContent; highlighted code passes DOMPurify. "Thinking" (reasoning) can be hidden.
 
-import { codeBlockHtml } from "../render/code.js";
+import { codeBlockHtml, enhanceCodeBlocks } from "../render/code.js";
 import { sanitize } from "../render/markdown.js";
 import { el } from "./dom.js";
 
 const LABELS = {
   reasoning: "Reasoning",
-  thinking: "Reasoning",
   code: "Code",
   output: "Output",
   subcall: "Sub-call",
-  sub_call: "Sub-call",
-  llm_query: "Sub-call",
   final: "Final answer",
-  forced: "Forced answer",
 };
 
+const PREVIEW_CHARS = 90;
+
+// What each step element last showed, so an update touches only what changed.
+const shown = new WeakMap();
+
 export function stepKind(step) {
-  const kind = String(step.type || step.kind || "").toLowerCase();
-  if (kind) return kind;
-  if (step.code) return "code";
-  if (step.output !== undefined || step.stdout !== undefined) return "output";
-  if (step.prompt !== undefined) return "subcall";
-  return "reasoning";
+  // `type` is how traces were stored before the UI followed rlm-service's `kind`.
+  return String(step.kind ?? step.type ?? "").toLowerCase() || "step";
 }
 
-function text(value) {
-  if (value === undefined || value === null) return "";
-  return typeof value === "string" ? value : JSON.stringify(value, null, 2);
+function reasoningText(step) {
+  return String(step.text ?? step.content ?? "");
 }
 
-function durationOf(step) {
-  const ms = step.duration_ms ?? step.elapsed_ms ?? (step.duration !== undefined ? Number(step.duration) * 1000 : null);
-  if (ms === null || Number.isNaN(ms)) return "";
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+// Changes whenever the trace would look different: a step was added, or the last one (the
+// only one that changes) grew or finished. The chat view uses it to skip needless renders.
+export function traceSignature(steps) {
+  if (!steps?.length) return "";
+  const last = steps.at(-1);
+  return `${steps.length}:${reasoningText(last).length}:${last.done ? 1 : 0}`;
 }
 
-function preBlock(content, className = "") {
-  return el("pre", { className: `rlm-pre ${className}`, text: content });
+function duration(ms) {
+  const value = Number(ms);
+  if (ms === undefined || ms === null || Number.isNaN(value)) return "";
+  return value < 1000 ? `${Math.round(value)} ms` : `${(value / 1000).toFixed(1)} s`;
 }
 
-function stepBody(step, kind) {
-  const body = el("div", { className: "rlm-body" });
-  if (step.code) {
-    const wrapper = el("div", { className: "rlm-code" });
-    wrapper.innerHTML = sanitize(codeBlockHtml(text(step.code), "python"));
-    body.append(wrapper);
+function preview(text) {
+  const line = String(text || "").trim().split("\n", 1)[0];
+  return line.length > PREVIEW_CHARS ? `${line.slice(0, PREVIEW_CHARS - 1)}…` : line;
+}
+
+function pre(text, className = "") {
+  return el("pre", { className: `rlm-pre ${className}`.trim(), text });
+}
+
+function note(text) {
+  return el("p", { className: "rlm-note", text });
+}
+
+function labelled(label, text, className) {
+  return [el("div", { className: "rlm-label", text: label }), pre(text, className)];
+}
+
+function codeBody(step) {
+  const wrapper = el("div", { className: "rlm-code" });
+  wrapper.innerHTML = sanitize(codeBlockHtml(String(step.code ?? ""), "python"));
+  enhanceCodeBlocks(wrapper);
+  return [wrapper];
+}
+
+function outputBody(step) {
+  const parts = [];
+  const stdout = step.stdout ?? step.output;
+  if (stdout) parts.push(pre(String(stdout), "output"));
+  if (step.stderr) parts.push(...labelled("stderr", String(step.stderr), "stderr"));
+  if (step.error) parts.push(...labelled("Error", String(step.error), "stderr"));
+  if (!parts.length) parts.push(note("The cell printed nothing."));
+  if (step.truncated_chars > 0) {
+    parts.push(note(`${Number(step.truncated_chars).toLocaleString()} more characters were cut from this output.`));
   }
-  const main = step.content ?? step.text ?? step.reasoning;
-  if (main !== undefined && kind !== "code") body.append(preBlock(text(main)));
-  if (step.prompt !== undefined) body.append(el("div", { className: "rlm-label", text: "Prompt" }), preBlock(text(step.prompt)));
-  if (step.response !== undefined) body.append(el("div", { className: "rlm-label", text: "Response" }), preBlock(text(step.response)));
-  for (const key of ["output", "stdout"]) {
-    if (step[key] !== undefined && step[key] !== "") body.append(preBlock(text(step[key]), "output"));
-  }
-  if (step.stderr) body.append(preBlock(text(step.stderr), "stderr"));
-  if (Array.isArray(step.subcalls || step.sub_calls)) {
-    for (const call of step.subcalls || step.sub_calls) {
-      const summary = el("summary", { text: `Sub-call ${durationOf(call)}`.trim() });
-      body.append(el("details", { className: "rlm-subcall" }, [summary, preBlock(text(call.prompt)), preBlock(text(call.response), "output")]));
-    }
-  }
-  if (!body.childElementCount) body.append(preBlock(text(step)));
-  return body;
+  if (step.final) parts.push(note("This cell set the final answer."));
+  return parts;
 }
 
-function stepElement(step, index) {
+function subcallBody(step) {
+  const prompts = Array.isArray(step.prompts) ? step.prompts : [];
+  const answers = Array.isArray(step.answers) ? step.answers : [];
+  const parts = [];
+  prompts.forEach((prompt, i) => {
+    const call = el("div", { className: "rlm-subcall" }, [
+      ...labelled(prompts.length > 1 ? `Prompt ${i + 1}` : "Prompt", String(prompt)),
+      ...labelled("Answer", String(answers[i] ?? ""), "output"),
+    ]);
+    parts.push(call);
+  });
+  return parts.length ? parts : [note("No prompts recorded.")];
+}
+
+function finalBody(step) {
+  const turns = `${step.iterations} iteration${step.iterations === 1 ? "" : "s"}`;
+  return [
+    note(
+      step.forced
+        ? `The model ran out of iterations (${turns}) and was asked once for its best answer.`
+        : `The answer was set from code after ${turns}.`,
+    ),
+  ];
+}
+
+function fallbackBody(step) {
+  return [pre(JSON.stringify(step, null, 2))];
+}
+
+const BODIES = { code: codeBody, output: outputBody, subcall: subcallBody, final: finalBody };
+
+function title(step, kind) {
+  if (kind === "final") return step.forced ? "Forced answer" : "Final answer";
+  let label = LABELS[kind] || kind.replace(/_/g, " ");
+  if (kind === "subcall" && step.count > 1) label = `Sub-calls ×${step.count}`;
+  return step.iteration !== undefined && step.iteration !== null ? `Iteration ${step.iteration} · ${label}` : label;
+}
+
+function summaryPreview(step, kind) {
+  if (kind === "reasoning") return preview(reasoningText(step));
+  if (kind === "code") return preview(step.code);
+  if (kind === "output") return preview(step.error ? String(step.error).trim().split("\n").at(-1) : step.stdout ?? step.output);
+  if (kind === "subcall") return preview(step.prompts?.[0]);
+  return "";
+}
+
+function stepElement(step) {
   const kind = stepKind(step);
-  const iteration = step.iteration ?? step.turn;
-  const parts = [LABELS[kind] || kind.replace(/_/g, " ")];
-  if (iteration !== undefined) parts.unshift(`Iteration ${iteration}`);
   const summary = el("summary", {}, [
-    el("span", { className: `rlm-kind ${kind}`, text: parts.join(" · ") }),
-    el("span", { className: "rlm-duration", text: durationOf(step) }),
+    el("span", { className: `rlm-kind ${kind}`, text: title(step, kind) }),
+    el("span", { className: "rlm-preview", text: summaryPreview(step, kind) }),
+    el("span", { className: "rlm-duration", text: duration(step.ms ?? step.duration_ms) }),
   ]);
-  const details = el("details", { className: `rlm-step kind-${kind.replace(/[^\w-]/g, "")}` }, [summary, stepBody(step, kind)]);
-  details.dataset.index = String(index);
-  details.dataset.thinking = String(kind === "reasoning" || kind === "thinking");
+  const isReasoning = kind === "reasoning";
+  const body = el("div", { className: "rlm-body" });
+  if (isReasoning) body.append(pre("", "reasoning"));
+  else body.append(...(BODIES[kind] || fallbackBody)(step));
+  const details = el("details", { className: `rlm-step kind-${kind.replace(/[^\w-]/g, "")}` }, [summary, body]);
+  details.dataset.thinking = String(isReasoning);
+  if (step.error) details.classList.add("failed");
+  shown.set(details, { chars: 0, done: null });
+  if (isReasoning) updateReasoning(details, step);
   return details;
 }
 
-export function renderTrace(container, steps, showThinking) {
+// A reasoning step grows while the model writes: append only the characters not yet shown.
+function updateReasoning(details, step) {
+  const state = shown.get(details);
+  const text = reasoningText(step);
+  const body = details.querySelector(".rlm-pre.reasoning");
+  if (text.length !== state.chars) {
+    if (text.length > state.chars && body.firstChild) body.firstChild.appendData(text.slice(state.chars));
+    else body.textContent = text;
+    if (state.chars < PREVIEW_CHARS + 1) details.querySelector(".rlm-preview").textContent = preview(text);
+    state.chars = text.length;
+  }
+  const done = Boolean(step.done);
+  if (done !== state.done) {
+    details.querySelector(".rlm-duration").textContent = duration(step.ms);
+    details.classList.toggle("writing", !done);
+    state.done = done;
+  }
+}
+
+function ensureTrace(container) {
   let trace = container.querySelector(".rlm-trace");
+  if (trace) return trace;
+  const toggle = el("button", { type: "button", className: "rlm-thinking-toggle" });
+  toggle.dataset.action = "toggle-thinking";
+  trace = el("section", { className: "rlm-trace", "aria-label": "RLM trace" }, [
+    el("div", { className: "rlm-trace-head" }, [el("span", { className: "rlm-trace-title" }), toggle]),
+    el("div", { className: "rlm-steps" }),
+  ]);
+  container.prepend(trace);
+  return trace;
+}
+
+export function renderTrace(container, steps, showThinking) {
   if (!steps?.length) {
-    trace?.remove();
+    container.querySelector(".rlm-trace")?.remove();
     return;
   }
-  if (!trace) {
-    const toggle = el("button", { type: "button", className: "rlm-thinking-toggle" });
-    toggle.dataset.action = "toggle-thinking";
-    const list = el("div", { className: "rlm-steps" });
-    trace = el("section", { className: "rlm-trace", "aria-label": "RLM trace" }, [
-      el("div", { className: "rlm-trace-head" }, [el("span", { className: "rlm-trace-title", text: "RLM trace" }), toggle]),
-      list,
-    ]);
-    container.prepend(trace);
-  }
+  const trace = ensureTrace(container);
   trace.classList.toggle("hide-thinking", !showThinking);
   const toggle = trace.querySelector(".rlm-thinking-toggle");
   toggle.textContent = showThinking ? "Hide thinking" : "Show thinking";
-  toggle.setAttribute("aria-pressed", String(showThinking));
   const list = trace.querySelector(".rlm-steps");
-  for (let i = list.children.length; i < steps.length; i++) list.append(stepElement(steps[i], i));
-  trace.querySelector(".rlm-trace-title").textContent = `RLM trace · ${steps.length} step${steps.length === 1 ? "" : "s"}`;
+  // Steps are only ever appended; a shorter trace means a different one: start over.
+  if (list.children.length > steps.length) list.replaceChildren();
+  const lastShown = list.children.length - 1;
+  if (lastShown >= 0 && stepKind(steps[lastShown]) === "reasoning") updateReasoning(list.children[lastShown], steps[lastShown]);
+  for (let i = list.children.length; i < steps.length; i++) list.append(stepElement(steps[i]));
+  const thinking = steps.filter((s) => stepKind(s) === "reasoning").length;
+  const counts = `${steps.length} step${steps.length === 1 ? "" : "s"}`;
+  const hidden = !showThinking && thinking ? ` (${thinking} reasoning hidden)` : "";
+  trace.querySelector(".rlm-trace-title").textContent = `RLM trace · ${counts}${hidden}`;
 }

@@ -1,0 +1,81 @@
+"""The gateway and a real chat-service in front of the fake LLM API, all on loopback port 0,
+served from a background thread's event loop: schemathesis drives them with blocking HTTP
+from the test thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from aiohttp import web
+from chat_service.app import create_app as create_chat_app
+from chat_service.config import ChatSettings
+from tinychat_gateway.app import create_app as create_gateway_app
+from tinychat_gateway.config import GatewaySettings
+
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.faults.stack import closed_port_url
+
+T = TypeVar("T")
+RLM_PASSCODE = "fuzz-passcode"
+
+
+class FuzzStack:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="fuzz-stack", daemon=True)
+        self._runners: list[web.AppRunner] = []
+        self.upstream = FakeOpenAI(models=["fake-model", "fake-vision"])
+        self.url = ""
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    async def _serve(self, app: web.Application) -> str:
+        runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self._runners.append(runner)
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{port}"
+
+    async def _start(self) -> None:
+        await self.upstream.start()
+        chat = ChatSettings(
+            openai_api_url=self.upstream.url,
+            openai_api_key="sk-fuzz-secret",
+            default_model="fake-model",
+            available_models="fake-model,fake-vision",
+        )
+        gateway = GatewaySettings(
+            chat_service_url=await self._serve(create_chat_app(chat)),
+            # Image and RLM requests get their readable "not available" stream: the
+            # fuzzer checks the gateway's answers, the fault tests the services'.
+            image_service_url=closed_port_url(),
+            rlm_service_url=closed_port_url(),
+            rlm_passcode=RLM_PASSCODE,
+            config_cache_seconds=0,
+            downstream_connect_timeout=1.0,
+        )
+        self.url = await self._serve(create_gateway_app(gateway))
+
+    async def _stop(self) -> None:
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        await self.upstream.stop()
+
+    def start(self) -> FuzzStack:
+        self._thread.start()
+        self._call(self._start())
+        return self
+
+    def stop(self) -> None:
+        try:
+            self._call(self._stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=10)
+            self.loop.close()
