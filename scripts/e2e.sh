@@ -53,7 +53,7 @@ trap 'exit 130' INT TERM
 
 wait_until_healthy() {
     log "waiting for every service to be healthy (up to ${HEALTH_TIMEOUT}s)"
-    local deadline=$((SECONDS + HEALTH_TIMEOUT))
+    local began=$SECONDS deadline=$((SECONDS + HEALTH_TIMEOUT))
     while [ "$SECONDS" -lt "$deadline" ]; do
         if "$PY" - "$E2E_BASE_URL" <<'PYEOF'
 import json, sys, urllib.request
@@ -65,7 +65,7 @@ except OSError:
 sys.exit(0 if health.get("status") == "ok" else 1)
 PYEOF
         then
-            log "healthy after ${SECONDS}s"
+            log "healthy after $((SECONDS - began))s"
             return 0
         fi
         sleep 2

@@ -17,7 +17,7 @@ from tinychat_common.models import Message
 from .catalog import ModelCatalog
 from .config import ChatSettings
 from .conversation import InternalChatRequest, Limits, prepare_messages, upstream_payload
-from .upstream import Completion, StreamEnd, UpstreamClient
+from .upstream import Completion, UpstreamClient
 
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
 
@@ -93,15 +93,15 @@ class ChatService:
         parts: list[str] = []
         try:
             async for item in self.upstream.stream_chat(chat.payload):
-                if isinstance(item, StreamEnd):
-                    outcome.finish_reason, outcome.usage = item.finish_reason, item.usage
-                    yield Done(item.finish_reason, item.usage)
-                    return
-                if not parts:
-                    self.metrics.ttft.labels(chat.model).observe(time.perf_counter() - chat.started)
-                parts.append(item)
-                self.metrics.events_relayed.inc()
-                yield Content(item)
+                if type(item) is str:
+                    if not parts:
+                        self.metrics.ttft.labels(chat.model).observe(time.perf_counter() - chat.started)
+                    parts.append(item)
+                    yield Content(item)
+                    continue
+                outcome.finish_reason, outcome.usage = item.finish_reason, item.usage
+                yield Done(item.finish_reason, item.usage)
+                return
         except TinyChatError as exc:
             outcome.finish_reason, outcome.error_code = "error", exc.code
             self.metrics.upstream_errors.labels(exc.code).inc()
@@ -110,6 +110,8 @@ class ChatService:
             outcome.finish_reason, outcome.error_code = "error", "internal_error"
             raise
         finally:
+            # Counted once per answer, not per event: a metric update takes a lock.
+            self.metrics.events_relayed.inc(len(parts))
             self._finish(chat, outcome, "".join(parts))
 
     async def complete(self, chat: PreparedChat) -> Completion:

@@ -167,22 +167,24 @@ class UpstreamClient:
     async def _read_stream(
         self, response: aiohttp.ClientResponse, parser: OpenAIStreamParser, deadline: ReadDeadline
     ) -> AsyncIterator[str]:
-        reader = response.content.iter_any().__aiter__()
+        # readany() directly, not iter_any(): one call less per read on the hot path.
+        content = response.content
         while not parser.done:
             deadline.start_waiting()
             try:
-                data = await reader.__anext__()
-            except StopAsyncIteration:
-                break
+                data = await content.readany()
             except (aiohttp.ClientError, ConnectionError) as exc:
                 if deadline.expired:
                     raise deadline.error() from None
                 raise self._transport_error(exc, started=True) from None
+            if not data:
+                break  # the end of the body
             deadline.got_data()
             text = parser.feed(data)
             if text:
                 yield text
-            parser.raise_failure()
+            if parser.failure is not None:
+                raise parser.failure
         if deadline.expired:
             raise deadline.error()
         tail = parser.close()

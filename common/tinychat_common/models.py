@@ -1,7 +1,9 @@
 """The public request models, shared by the gateway (which validates first) and the
 services (which validate again: each one trusts nothing it did not check itself).
 
-The OpenAPI description of the public API is derived from these same models.
+The OpenAPI description of the public API is derived from these same models. They are
+strict: a value must have the JSON type the description gives (`"rlm": "yes"` or
+`"temperature": false` is refused, not coerced).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ Role = Literal["user", "assistant", "system"]
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     role: Role
     content: str = ""
@@ -27,7 +29,7 @@ class Message(BaseModel):
 
 
 class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     messages: list[Message] = Field(min_length=1)
     model: str | None = None
@@ -40,7 +42,7 @@ class ChatRequest(BaseModel):
 
 
 class ImageRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     prompt: str = Field(min_length=1)
 

@@ -116,8 +116,23 @@ async def serve(app: web.Application, settings: ServiceSettings, service: str) -
         await runner.cleanup()
 
 
+def fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (it is a dependency): its C transports and
+    scheduler cost a fraction of the pure-Python loop's per read and write, which is most
+    of what a streaming hop does. None means asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def run_service(
     create_app: Callable[[Any], web.Application], settings: ServiceSettings, service: str
 ) -> None:
     configure_logging(service, settings.enable_debug_logs)
-    asyncio.run(serve(create_app(settings), settings, service))
+    app = create_app(settings)
+    loop_factory = fast_loop_factory()
+    log.info("%s runs on %s", service, "uvloop" if loop_factory else "the asyncio event loop")
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(serve(app, settings, service))

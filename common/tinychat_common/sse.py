@@ -12,22 +12,37 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from .events import Event
+from .events import Content, Event
 
 KEEPALIVE = b": keepalive\n\n"
 
 
+# One encoder object, made once: json.dumps() with options builds a new one per call.
+_to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_CONTENT_START = b'data: {"content":'
+_FRAME_END = b"}\n\n"
+
+
 def encode(event: Event) -> bytes:
+    if type(event) is Content:
+        # The commonest event by far, and its frame is fixed around one JSON string: the
+        # same bytes as encoding {"content": text}, without building the dict.
+        return _CONTENT_START + _utf8(_to_json(event.text)) + _FRAME_END
     return encode_data(event.as_dict())
 
 
 def encode_many(events: Iterable[Event]) -> bytes:
-    return b"".join(encode_data(event.as_dict()) for event in events)
+    return b"".join([encode(event) for event in events])
 
 
 def encode_data(payload: dict[str, Any]) -> bytes:
-    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    return b"data: " + body.encode() + b"\n\n"
+    return b"data: " + _utf8(_to_json(payload)) + b"\n\n"
+
+
+def _utf8(text: str) -> bytes:
+    # A lone surrogate (a model may send one as a JSON escape) cannot be UTF-8: it becomes
+    # U+FFFD rather than failing the whole event.
+    return text.encode("utf-8", "replace")
 
 
 class SSEDecoder:
@@ -39,8 +54,28 @@ class SSEDecoder:
         self._data: list[str] = []
 
     def feed(self, chunk: bytes) -> list[str]:
+        if self._between_events() and chunk.endswith(b"\n\n") and b"\r" not in chunk:
+            return self._whole_frames(chunk.decode("utf-8", "replace"))
         self._pending += self._text.decode(chunk)
         return self._drain(final=False)
+
+    def _between_events(self) -> bool:
+        """Nothing is carried over from earlier reads: no partial line, event or character."""
+        return not self._pending and not self._data and not self._text.getstate()[0]
+
+    def _whole_frames(self, text: str) -> list[str]:
+        """The common read: whole events, LF line endings. Split into frames in one go, and
+        take a frame that is a single `data: ` line as it is; any other frame (comments,
+        several data lines, other fields) goes line by line through the general rules."""
+        events: list[str] = []
+        for frame in text[:-2].split("\n\n"):
+            if frame.startswith("data: ") and "\n" not in frame:
+                events.append(frame[6:])
+                continue
+            for line in frame.split("\n"):
+                self._take_line(line, events)
+            self._take_line("", events)
+        return events
 
     def close(self) -> list[str]:
         """End of stream: an event with no final blank line still counts."""

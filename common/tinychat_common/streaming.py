@@ -36,8 +36,11 @@ ClientGone = (ConnectionResetError, ConnectionError)
 
 
 class EventStream:
-    """One `text/event-stream` response. Frames are written whole, so the keepalive task
-    and the producer never interleave inside an event."""
+    """One `text/event-stream` response. Frames are written whole, so a keepalive and the
+    producer never interleave inside an event.
+
+    The keepalive is one timer per stream, not a task: it wakes only when the stream may
+    have been quiet for the interval, so a stream that talks costs nothing extra."""
 
     def __init__(self, request: web.Request, keepalive_seconds: float | None = None) -> None:
         self.request = request
@@ -49,13 +52,18 @@ class EventStream:
         )
         self._loop = asyncio.get_running_loop()
         self._last_write = self._loop.time()
-        self._keepalive: asyncio.Task[None] | None = None
+        self._keepalive_timer: asyncio.TimerHandle | None = None
+        self._keepalive_write: asyncio.Task[None] | None = None
         self._closed = False
 
     async def start(self) -> None:
         await self.response.prepare(self.request)
-        self._keepalive = asyncio.create_task(self._send_keepalives())
-        self.request.app.setdefault(OPEN_STREAMS, weakref.WeakSet()).add(self)
+        self._last_write = self._loop.time()
+        self._arm_keepalive(self._last_write + self._keepalive_seconds)
+        open_streams = self.request.app.get(OPEN_STREAMS)
+        if open_streams is None:
+            open_streams = self.request.app.setdefault(OPEN_STREAMS, weakref.WeakSet())
+        open_streams.add(self)
 
     async def write(self, data: bytes) -> None:
         self._last_write = self._loop.time()
@@ -65,9 +73,9 @@ class EventStream:
         """Write the events in one write: deltas that arrive together leave together."""
         if self.done_sent:
             return
-        await self.write(sse.encode_many(events))
+        await self.write(sse.encode(events[0]) if len(events) == 1 else sse.encode_many(events))
         self.events_sent += len(events)
-        if isinstance(events[-1], Done):
+        if type(events[-1]) is Done:
             self.done_sent = True
 
     async def fail(self, message: str, code: str) -> None:
@@ -81,23 +89,45 @@ class EventStream:
         if self._closed:
             return
         self._closed = True
-        if self._keepalive is not None:
-            self._keepalive.cancel()
-        self.request.app.get(OPEN_STREAMS, weakref.WeakSet()).discard(self)
+        self._stop_keepalives()
+        open_streams = self.request.app.get(OPEN_STREAMS)
+        if open_streams is not None:
+            open_streams.discard(self)
         with contextlib.suppress(ClientGone):
             await self.response.write_eof()
 
-    async def _send_keepalives(self) -> None:
-        interval = self._keepalive_seconds
+    def _arm_keepalive(self, when: float) -> None:
+        self._keepalive_timer = self._loop.call_at(when, self._keepalive_due)
+
+    def _keepalive_due(self) -> None:
+        self._keepalive_timer = None
+        if self._closed:
+            return
+        due = self._last_write + self._keepalive_seconds
+        if self._loop.time() < due:
+            self._arm_keepalive(due)  # something was written meanwhile: wait from there
+            return
+        # Writing may wait for a slow client, so it runs as a task; the timer is re-armed
+        # once the comment is out.
+        self._keepalive_write = self._loop.create_task(self._write_keepalive())
+
+    async def _write_keepalive(self) -> None:
         try:
-            while True:
-                idle = self._loop.time() - self._last_write
-                if idle >= interval:
-                    await self.write(sse.KEEPALIVE)
-                    idle = 0.0
-                await asyncio.sleep(interval - idle)
+            await self.write(sse.KEEPALIVE)
         except ClientGone:
-            pass
+            return
+        finally:
+            self._keepalive_write = None
+        if not self._closed:
+            self._arm_keepalive(self._last_write + self._keepalive_seconds)
+
+    def _stop_keepalives(self) -> None:
+        if self._keepalive_timer is not None:
+            self._keepalive_timer.cancel()
+            self._keepalive_timer = None
+        if self._keepalive_write is not None:
+            self._keepalive_write.cancel()
+            self._keepalive_write = None
 
 
 EventBatch = Event | Sequence[Event]
@@ -112,9 +142,16 @@ async def serve_events(
     await stream.start()
     try:
         async for item in events:
-            batch = (item,) if not isinstance(item, Sequence) else tuple(item)
-            if batch:
-                await stream.send(*batch)
+            # A tuple or list is a batch; anything else is one event (no ABC check per event).
+            if type(item) is tuple or type(item) is list:
+                if item:
+                    await stream.send(*item)
+            elif isinstance(item, Sequence):
+                batch = tuple(item)
+                if batch:
+                    await stream.send(*batch)
+            else:
+                await stream.send(item)
             if stream.done_sent:
                 break
         else:

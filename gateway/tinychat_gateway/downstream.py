@@ -101,8 +101,11 @@ async def relay_events(
     failure: TinyChatError | None = None
     client_gone = False
     try:
-        async for chunk in response.content.iter_any():
-            if stream.cut:
+        content = response.content
+        while True:
+            # readany() directly, not iter_any(): one call less per read on the hot path.
+            chunk = await content.readany()
+            if not chunk or stream.cut:
                 break
             if pending or not chunk.endswith(FRAME_END):
                 # Rare: a frame split across reads. Hold the unfinished tail back.

@@ -81,3 +81,42 @@ def test_a_multibyte_character_split_across_reads_is_kept():
     decoder = SSEDecoder()
     assert decoder.feed(data[:7]) == []
     assert decoder.feed(data[7:]) == ["✓"]
+
+
+def _frames_for_differential_test() -> list[bytes]:
+    return [
+        b'data: {"content":"a"}\n\n',
+        "data: ✓ ünïcode\n\n".encode(),
+        b": keepalive\n\n",
+        b"data: one\ndata: two\n\n",
+        b"event: x\ndata: y\n\n",
+        b"data:no-space\n\n",
+        b"data: crlf\r\n\r\n",
+        b"\n\n",
+        b"data: bad \xff byte\n\n",
+        b"data: [DONE]\n\n",
+    ]
+
+
+def test_whole_frame_reads_decode_exactly_like_byte_by_byte_reads():
+    # Whole-frame reads take a quicker path than split reads; both must agree on every
+    # kind of frame, however the frames are grouped into reads.
+    import random
+
+    frames = _frames_for_differential_test()
+    rng = random.Random(7)
+    for _ in range(300):
+        picked = [rng.choice(frames) for _ in range(rng.randint(1, 8))]
+        stream = b"".join(picked)
+        one_byte = SSEDecoder()
+        expected = [p for i in range(len(stream)) for p in one_byte.feed(stream[i : i + 1])]
+        expected += one_byte.close()
+        grouped = SSEDecoder()
+        got = []
+        at = 0
+        while at < len(picked):
+            take = rng.randint(1, 3)
+            got += grouped.feed(b"".join(picked[at : at + take]))
+            at += take
+        got += grouped.close()
+        assert got == expected, stream

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 
 import aiohttp
 import pytest
 
-from tests.e2e.conftest import containers, redis_cli, stream_chat
+from tests.e2e.conftest import PROJECT, containers, redis_cli, stream_chat
 from tests.fakes_container.llm_script import CHAT_PREFIX, SLOW_MARKER, SUBCALL_ANSWER, expected_digest
 
 pytestmark = pytest.mark.e2e
@@ -91,3 +92,46 @@ async def test_rlm_job_runs_code_in_a_docker_sandbox_under_a_redis_token(http: a
     async with asyncio.timeout(15):
         while seen_sandboxes & set(await asyncio.to_thread(containers, SANDBOX_LABEL)) or tokens_in_use():
             await asyncio.sleep(0.2)
+
+
+def compose_container(service: str) -> str:
+    (container,) = containers(
+        f"com.docker.compose.project={PROJECT}", f"com.docker.compose.service={service}"
+    )
+    return container
+
+
+async def wait_until_the_stack_is_healthy(http: aiohttp.ClientSession) -> None:
+    async with asyncio.timeout(90):
+        while True:
+            try:
+                async with http.get("/api/health") as response:
+                    if (await response.json())["status"] == "ok":
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.5)
+
+
+async def test_sigterm_lets_the_stream_in_flight_finish_and_refuses_new_ones(
+    http: aiohttp.ClientSession,
+) -> None:
+    # Last in this file: it stops chat-service (and starts it again).
+    chat_service = compose_container("chat-service")
+    question = f"{SLOW_MARKER}: a long answer please"
+    in_flight = asyncio.create_task(stream_chat(http, user(question)))
+    await asyncio.sleep(1.5)  # the request is at the fake LLM, which holds it for a few seconds
+    await asyncio.to_thread(
+        subprocess.run, ["docker", "kill", "--signal", "SIGTERM", chat_service], check=True, timeout=20
+    )
+    try:
+        refused = await stream_chat(http, user("a new question while chat-service drains"))
+        finished = await in_flight
+
+        assert finished.text == f"{CHAT_PREFIX} {question}", finished.events
+        assert finished.done["finish_reason"] == "stop"
+        assert not refused.text
+        assert refused.of("error") or refused.status >= 500, refused.events
+    finally:
+        await asyncio.to_thread(subprocess.run, ["docker", "start", chat_service], timeout=30)
+        await wait_until_the_stack_is_healthy(http)

@@ -122,9 +122,13 @@ async def test_redis_killed_mid_job_ends_it_and_new_jobs_work_once_redis_is_back
         limiter = client.server.app[LIMITER]
         await wait_for(lambda: _none_in_use(limiter), "the job's token was released")
         assert await redis_tokens(redis_server.url) == 0
-        await wait_for(lambda: all(sandbox_gone(s) for s in sandboxes.created), "every sandbox is gone")
+        await wait_for(lambda: _all_gone(sandboxes.created), "every sandbox is gone")
     finally:
         await client.close()
+
+
+async def _all_gone(sandboxes: list[Any]) -> bool:
+    return all([await sandbox_gone(sandbox) for sandbox in sandboxes])
 
 
 async def _none_in_use(limiter: Any) -> bool:
@@ -197,8 +201,7 @@ async def test_rlm_service_killed_mid_job_ends_with_error_and_done_and_its_token
         "RLM_CELL_TIMEOUT": "60",
         "RLM_TIMEOUT": "60",
     }
-    rlm = await ServiceProcess("rlm_service", env).start()
-    try:
+    async with ServiceProcess("rlm_service", env) as rlm:
         gateway_settings = GatewaySettings(
             chat_service_url=url_of(chat_server),
             image_service_url=closed_port_url(),
@@ -224,5 +227,3 @@ async def test_rlm_service_killed_mid_job_ends_with_error_and_done_and_its_token
         )
         # Its token comes back by itself, one lease after the last renewal.
         await wait_for(lambda: token_is_free(redis_server.url), "the dead replica's token came back")
-    finally:
-        await rlm.kill()

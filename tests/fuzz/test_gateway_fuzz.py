@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -19,7 +21,7 @@ from .stack import FuzzStack
 
 # Examples per operation and generation mode: enough to reach every validation branch,
 # few enough that the whole run stays well under a minute on a shared CI machine.
-MAX_EXAMPLES = 60
+MAX_EXAMPLES = 100
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -89,8 +91,16 @@ def streams_end_with_one_done(ctx: Any, response: Any, case: Any) -> bool | None
     return True
 
 
-@pytest.mark.parametrize("mode", list(GenerationMode), ids=str)
-@pytest.mark.parametrize(("method", "path"), OPERATIONS, ids=[f"{m} {p}" for m, p in OPERATIONS])
+# Invalid requests need an input to spoil: the GETs take none.
+RUNS = [
+    (method, path, mode)
+    for method, path in OPERATIONS
+    for mode in GenerationMode
+    if method == "POST" or mode is GenerationMode.POSITIVE
+]
+
+
+@pytest.mark.parametrize(("method", "path", "mode"), RUNS, ids=[f"{m} {p} {g}" for m, p, g in RUNS])
 def test_gateway_answers_every_request_as_described(
     gateway_schema: Any, method: str, path: str, mode: GenerationMode
 ) -> None:
@@ -114,3 +124,42 @@ def test_gateway_answers_every_request_as_described(
         )
 
     answers_as_described()
+
+
+@pytest.mark.parametrize("path", ["/api/chat/stream", "/api/rlm/validate"])
+def test_any_bytes_as_a_body_get_a_readable_answer(stack: FuzzStack, path: str) -> None:
+    """Below the schema: bodies that are not JSON, not UTF-8, or not an object, sent with
+    and without a JSON content type."""
+    session = requests.Session()
+
+    @given(
+        body=st.one_of(
+            st.binary(max_size=512),
+            st.text(max_size=256).map(str.encode),
+            st.recursive(
+                st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                lambda inner: (
+                    st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+                ),
+                max_leaves=12,
+            ).map(lambda value: json.dumps(value).encode()),
+        ),
+        content_type=st.sampled_from(["application/json", "text/plain", "application/x-www-form-urlencoded"]),
+    )
+    @settings(
+        max_examples=MAX_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    )
+    def answers_readably(body: bytes, content_type: str) -> None:
+        response = session.post(
+            stack.url + path, data=body, headers={"Content-Type": content_type}, timeout=20
+        )
+        assert response.status_code < 500, (response.status_code, response.text[:300])
+        if response.status_code >= 400:
+            error = response.json()
+            assert isinstance(error.get("error"), str) and isinstance(error.get("detail"), str), error
+            assert "Traceback" not in response.text
+
+    try:
+        answers_readably()
+    finally:
+        session.close()
