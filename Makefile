@@ -4,15 +4,27 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint format bench load e2e web clean
+.PHONY: run test lint format bench load e2e web sandbox-image clean
 
-$(STAMP): requirements.txt requirements-dev.txt */pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+# Base image for the container builds; CI passes a locally built one (scripts/docker/).
+PYTHON_IMAGE ?= python:3.11-slim
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
+
+# What `make run` needs: the services.
+$(RUN_STAMP): $(VENV)/bin/python requirements.txt */pyproject.toml
+	$(PIP) install -q -r requirements.txt
+	touch $@
+
+# What the tests and tools need on top.
+$(DEV_STAMP): $(RUN_STAMP) requirements-dev.txt
 	$(PIP) install -q -r requirements-dev.txt
-	touch $(STAMP)
+	touch $@
 
 web/node_modules/.installed: web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
@@ -20,22 +32,33 @@ web/node_modules/.installed: web/package.json web/package-lock.json
 
 web: web/node_modules/.installed
 
-run: $(STAMP) web
+run: $(RUN_STAMP) web
 	$(PY) -m tinychat_demo.stack
 
-test: $(STAMP) web
+test: $(DEV_STAMP) web
 	$(PY) -m pytest -q -m "not e2e"
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(PY) -m bench
+
+load: $(DEV_STAMP)
+	$(PY) -m bench.load
+
+# The image rlm-service starts one container per RLM job from (RLM_SANDBOX=docker).
+sandbox-image:
+	docker build -q -f rlm-service/sandbox.Dockerfile --build-arg PYTHON_IMAGE=$(PYTHON_IMAGE) \
+		-t tinychat-sandbox:latest .
+
+e2e: $(DEV_STAMP)
+	bash scripts/e2e.sh
 
 clean:
 	rm -rf $(VENV) web/node_modules

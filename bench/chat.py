@@ -36,7 +36,6 @@ WARMUP_STREAMS = 20
 # /proc counts CPU time in 10 ms ticks, and one lone stream pays a whole loop wake-up per
 # event: per-event CPU is shown only for runs with this many deltas.
 MIN_DELTAS_FOR_CPU = 10_000
-UVLOOP_SITE = REPO / "bench" / "uvloop_site"
 PROMPT = [{"role": "user", "content": "Say something long."}]
 
 
@@ -239,7 +238,6 @@ async def main(
     rounds: int | None = None,
     repeats: int | None = None,
     warmup: bool = True,
-    services_on_uvloop: bool = False,
     write: bool = True,
     echo: bool = True,
 ) -> dict[str, Any]:
@@ -248,8 +246,7 @@ async def main(
     repeats_for = QUICK_REPEATS if quick else FULL_REPEATS
     measured: dict[int, dict[str, Any]] = {}
     facts = host_facts()
-    env = {"PYTHONPATH": str(UVLOOP_SITE)} if services_on_uvloop else None
-    async with Stack(chunks=chunks, interval=interval, env=env) as stack:
+    async with Stack(chunks=chunks, interval=interval) as stack:
         if warmup:
             await warm_up(stack, chunks)
         for streams in levels:
@@ -261,7 +258,6 @@ async def main(
     result = {
         "suite": "chat",
         "quick": quick,
-        "services_on_uvloop": services_on_uvloop,
         "chunks": chunks,
         "interval_s": interval,
         "host": facts,
@@ -283,9 +279,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--chunks", type=int, default=None, help="deltas per answer")
     parser.add_argument("--interval", type=float, default=INTERVAL, help="seconds between deltas")
     parser.add_argument("--rounds", type=int, default=None, help="requests per stream, one after another")
-    parser.add_argument(
-        "--services-on-uvloop", action="store_true", help="experiment: run gateway and chat-service on uvloop"
-    )
     parser.add_argument("--repeats", type=int, default=None, help="load runs per path; the best is kept")
     return parser.parse_args(argv)
 
@@ -301,7 +294,6 @@ if __name__ == "__main__":
             interval=args.interval,
             rounds=args.rounds,
             repeats=args.repeats,
-            services_on_uvloop=args.services_on_uvloop,
         )
     )
     sys.exit(0 if outcome["passed"] else 1)

@@ -27,7 +27,7 @@ def raise_fd_limit() -> int:
 def fast_event_loop(main: Coroutine[Any, Any, T]) -> T:
     """Run `main` on uvloop when it is installed: the load client and the fake upstream
     must spend as little CPU as possible, since they share the machine with what they
-    measure. The services themselves run on their own default loop."""
+    measure. The services pick their own loop (tinychat_common.service.run_service)."""
     try:
         import uvloop
     except ImportError:
