@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import aiohttp
+from tinychat_common.deadline import ReadDeadline
 
 from .config import ChatSettings
 from .errors import (
@@ -56,7 +57,7 @@ class Completion:
 
 def session_timeout(settings: ChatSettings) -> aiohttp.ClientTimeout:
     # No total limit: an answer may stream for minutes. First byte and idleness are
-    # watched per request (see ReadDeadline), connecting here.
+    # watched per request (see tinychat_common.deadline), connecting here.
     return aiohttp.ClientTimeout(total=None, sock_connect=settings.upstream_connect_timeout)
 
 
@@ -117,7 +118,7 @@ class UpstreamClient:
         response = await self._open_stream(payload)
         parser = OpenAIStreamParser(self.scrub)
         deadline = ReadDeadline(
-            response, self._settings.upstream_first_byte_timeout, self._settings.upstream_idle_timeout
+            response.close, self._settings.upstream_first_byte_timeout, self._settings.upstream_idle_timeout
         )
         try:
             async for text in self._read_stream(response, parser, deadline):
@@ -175,7 +176,7 @@ class UpstreamClient:
                 data = await content.readany()
             except (aiohttp.ClientError, ConnectionError) as exc:
                 if deadline.expired:
-                    raise deadline.error() from None
+                    raise deadline_error(deadline) from None
                 raise self._transport_error(exc, started=True) from None
             if not data:
                 break  # the end of the body
@@ -186,7 +187,7 @@ class UpstreamClient:
             if parser.failure is not None:
                 raise parser.failure
         if deadline.expired:
-            raise deadline.error()
+            raise deadline_error(deadline)
         tail = parser.close()
         if tail:
             yield tail
@@ -250,59 +251,10 @@ async def finish_response(response: aiohttp.ClientResponse, *, answered: bool) -
         response.close()
 
 
-class ReadDeadline:
-    """Closes the upstream response when the API sends nothing for too long.
-
-    Only time spent waiting for the API counts, not time our own client takes to accept
-    what we relay. One timer per stream, re-armed only when it fires, keeps the per-chunk
-    cost to a clock read and a few attribute writes (a stream may carry thousands of chunks).
-    """
-
-    def __init__(self, response: aiohttp.ClientResponse, first_byte: float, idle: float) -> None:
-        self._response = response
-        self._loop = asyncio.get_running_loop()
-        self._idle = idle
-        self._first_byte = first_byte
-        self._limit = first_byte
-        self._since = self._loop.time()
-        self.waiting = True
-        self.expired = False
-        self.got_first_byte = False
-        self._handle = self._loop.call_at(self._since + first_byte, self._check)
-
-    def start_waiting(self) -> None:
-        if self.got_first_byte:
-            self._since = self._loop.time()
-        self.waiting = True
-
-    def got_data(self) -> None:
-        self.waiting = False
-        if not self.got_first_byte:
-            self.got_first_byte = True
-            self._limit = self._idle
-            # The timer was set for the first byte; the idle limit may be shorter.
-            self._handle.cancel()
-            self._handle = self._loop.call_at(self._loop.time() + self._idle, self._check)
-
-    def error(self) -> UpstreamTimeout:
-        if not self.got_first_byte:
-            return UpstreamTimeout(f"The model API did not start answering within {self._first_byte:g} s.")
-        return UpstreamStalled(
-            f"The model API sent nothing for {self._idle:g} s in the middle of the answer."
-        )
-
-    def cancel(self) -> None:
-        self._handle.cancel()
-
-    def _check(self) -> None:
-        now = self._loop.time()
-        if self.waiting and now - self._since >= self._limit:
-            self.expired = True
-            self._response.close()
-            return
-        # Not waiting now (our client is slow): count afresh from here.
-        due = self._since + self._limit if self.waiting else now + self._limit
-        self._handle = self._loop.call_at(max(due, now), self._check)
+def deadline_error(deadline: ReadDeadline) -> UpstreamTimeout:
+    if not deadline.got_first_byte:
+        return UpstreamTimeout(f"The model API did not start answering within {deadline.first_byte:g} s.")
+    return UpstreamStalled(f"The model API sent nothing for {deadline.idle:g} s in the middle of the answer.")
 
 
 def _url_credentials(url: str) -> tuple[str, str]:

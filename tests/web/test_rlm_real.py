@@ -82,7 +82,8 @@ window.fetch = async (...args) => {
   const tap = {text: ''};
   window.tappedStreams.push(tap);
   forTest.pipeThrough(new TextDecoderStream()).pipeTo(new WritableStream({write(c) { tap.text += c; }}));
-  return new Response(forApp, {status: response.status, statusText: response.statusText, headers: response.headers});
+  const {status, statusText, headers} = response;
+  return new Response(forApp, {status, statusText, headers});
 };
 """
 
@@ -100,7 +101,7 @@ def reasoning_deltas(sse_text: str) -> dict[int, int]:
 
 
 def test_real_rlm_trace_merges_reasoning_and_survives_a_reload(page, stack, artifacts):
-    first_text, first = as_streamed(repl(FIRST_CODE, before="I will measure the notes, then ask a sub-model."))
+    first_text, first = as_streamed(repl(FIRST_CODE, before="I will measure the notes, then ask a helper."))
     second_text, second = as_streamed(repl(SECOND_CODE, before="That is enough to answer."))
     llm = stack.run(lambda: ScriptedLLM(stack.upstream, [first, second], lambda prompt: SUBCALL_ANSWER))
 
@@ -164,3 +165,22 @@ def test_real_rlm_trace_merges_reasoning_and_survives_a_reload(page, stack, arti
     for kind in ("reasoning", "code", "subcall"):
         restored.locator(f".rlm-step.kind-{kind} summary").first.click()
     last_answer(page).screenshot(path=str(artifacts / "rlm-trace.png"))
+
+
+def test_thinking_switched_off_sends_no_reasoning_and_the_trace_has_none(page, stack):
+    _, first = as_streamed(repl('print("checked")'))
+    _, second = as_streamed(repl('FINAL("All *done*.")'))
+    stack.run(lambda: ScriptedLLM(stack.upstream, [first, second]))
+    open_app(page)
+    page.locator("#rlm-toggle").check()
+    page.click("#open-settings")
+    page.locator("#thinking-toggle").uncheck()
+    page.keyboard.press("Escape")
+    send(page, QUESTION)
+    wait_for_answers(page, 1)
+    trace = last_answer(page).locator(".rlm-trace")
+    kinds = [s["kind"] for s in trace.evaluate(TRACE_SNAPSHOT)]
+    assert kinds == ["code", "output", "code", "output", "final"]
+    assert "checked" in trace.locator(".rlm-step.kind-output .rlm-pre.output").text_content()
+    assert trace.get_by_role("button", name="Show thinking").is_visible()
+    assert last_answer(page).locator(".message-content em").inner_text() == "done"
