@@ -19,6 +19,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from tinychat_common.deadline import ReadDeadline
 from tinychat_common.errors import TinyChatError
 from tinychat_common.streaming import ClientGone, EventStream
 
@@ -33,6 +34,7 @@ MAX_ERROR_BODY = 1024 * 1024
 # One SSE frame (a generated image is the largest) never comes near this.
 MAX_FRAME_BYTES = 64 * 1024 * 1024
 PASSED_ERROR_HEADERS = ("Retry-After",)
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class RelayStream(EventStream):
@@ -59,9 +61,17 @@ async def relay(
     url: str,
     body: bytes,
 ) -> web.StreamResponse:
-    """POST `body` to a service's stream endpoint and relay what it answers."""
+    """POST `body` to a service's stream endpoint and relay what it answers.
+
+    The session's `sock_read` is the idle limit. It is watched here rather than by aiohttp
+    (which re-arms a timer on every read): around the answer's head with asyncio.timeout,
+    then on the body with one ReadDeadline per stream."""
+    idle = session.timeout.sock_read
     try:
-        response = await session.post(url, data=body, headers={"Content-Type": "application/json"})
+        async with asyncio.timeout(idle):
+            response = await session.post(
+                url, data=body, headers=JSON_HEADERS, timeout=_without_read_timeout(session.timeout)
+            )
     except aiohttp.ConnectionTimeoutError:
         metrics.downstream_errors.labels(service, "unreachable").inc()
         return await answer_with_error_event(request, ServiceUnreachable(service))
@@ -78,7 +88,7 @@ async def relay(
         if response.content_type != "text/event-stream":
             metrics.downstream_errors.labels(service, "bad_answer").inc()
             raise BadDownstreamAnswer(service, response.status)
-        return await relay_events(request, response, metrics, service)
+        return await relay_events(request, response, metrics, service, idle)
     finally:
         # Closing (not releasing) a response whose body was not read to the end drops the
         # connection, so the service sees the client leave at once.
@@ -88,11 +98,25 @@ async def relay(
             response.close()
 
 
+def _without_read_timeout(timeout: aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(
+        total=timeout.total,
+        connect=timeout.connect,
+        sock_connect=timeout.sock_connect,
+        ceil_threshold=timeout.ceil_threshold,
+    )
+
+
 async def relay_events(
-    request: web.Request, response: aiohttp.ClientResponse, metrics: GatewayMetrics, service: str
+    request: web.Request,
+    response: aiohttp.ClientResponse,
+    metrics: GatewayMetrics,
+    service: str,
+    idle_timeout: float | None = None,
 ) -> web.StreamResponse:
     stream = RelayStream(request, response)
     await stream.start()
+    deadline = ReadDeadline(response.close, idle_timeout, idle_timeout) if idle_timeout else None
     metrics.active_streams.inc()
     last_frames = b""
     pending = bytearray()
@@ -103,10 +127,14 @@ async def relay_events(
     try:
         content = response.content
         while True:
+            if deadline is not None:
+                deadline.start_waiting()
             # readany() directly, not iter_any(): one call less per read on the hot path.
             chunk = await content.readany()
             if not chunk or stream.cut:
                 break
+            if deadline is not None:
+                deadline.got_data()
             if pending or not chunk.endswith(FRAME_END):
                 # Rare: a frame split across reads. Hold the unfinished tail back.
                 pending += chunk
@@ -132,6 +160,10 @@ async def relay_events(
         if isinstance(exc, asyncio.CancelledError):
             raise
     finally:
+        if deadline is not None:
+            deadline.cancel()
+            if deadline.expired and not stream.cut:
+                failure = ServiceStalled(service)
         metrics.active_streams.dec()
         metrics.frames_relayed.labels(service).inc(frames)
         metrics.bytes_relayed.labels(service).inc(relayed)

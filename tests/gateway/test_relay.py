@@ -182,6 +182,32 @@ async def test_stalled_service_times_out_with_error_and_done(
     await asyncio.wait_for(image_service.disconnected.wait(), 5)
 
 
+async def test_service_silent_after_its_headers_times_out_with_error_and_done(
+    make_gateway: GatewayFactory, image_service: FakeService
+) -> None:
+    image_service.enqueue(Script(writes=[], then="stall"))
+    gateway = await make_gateway(downstream_idle_timeout=0.3)
+    async with gateway.post("/api/chat/stream", json=chat_body("/image silent")) as response:
+        events = await asyncio.wait_for(read_events(response), 5)
+    assert [next(iter(e)) for e in events] == ["error", "done"]
+    assert events[0]["code"] == "service_timeout"
+    await asyncio.wait_for(image_service.disconnected.wait(), 5)
+
+
+async def test_a_slow_service_that_keeps_talking_is_not_cut_by_the_idle_limit(
+    make_gateway: GatewayFactory, image_service: FakeService
+) -> None:
+    # Each gap is under the idle limit; the whole answer takes several times the limit.
+    steps = [frame({"status": f"step {i}"}) for i in range(8)]
+    image_service.enqueue(Script(writes=[*steps, DONE], delay=0.1))
+    gateway = await make_gateway(downstream_idle_timeout=0.3)
+    async with gateway.post("/api/chat/stream", json=chat_body("/image patient")) as response:
+        events = await asyncio.wait_for(read_events(response), 10)
+    assert [e.get("status") for e in events[:-1]] == [f"step {i}" for i in range(8)]
+    assert events[-1]["finish_reason"] == "stop"
+    assert_ends_with_one_done(events)
+
+
 async def test_client_disconnect_closes_the_chat_service_and_upstream_request(
     gateway: aiohttp.ClientSession, fake_openai: FakeOpenAI
 ) -> None:

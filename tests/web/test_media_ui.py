@@ -179,9 +179,12 @@ def test_small_image_is_sent_unchanged_by_paste(page, stack):
 
 RLM_EVENTS = [
     {"status": "RLM iteration 1/20"},
-    {"rlm": {"type": "reasoning", "iteration": 1, "content": "Let me look at the context."}},
-    {"rlm": {"type": "code", "iteration": 1, "code": "print(len(context))"}},
-    {"rlm": {"type": "output", "iteration": 1, "output": "42", "duration_ms": 12}},
+    # The shape rlm-service sends (rlm_service/engine.py): reasoning arrives as deltas.
+    {"rlm": {"kind": "reasoning", "iteration": 1, "delta": "Let me look "}},
+    {"rlm": {"kind": "reasoning", "iteration": 1, "delta": "at the context."}},
+    {"rlm": {"kind": "reasoning", "iteration": 1, "done": True, "ms": 40, "finish_reason": "stop"}},
+    {"rlm": {"kind": "code", "iteration": 1, "code": "print(len(context))"}},
+    {"rlm": {"kind": "output", "iteration": 1, "stdout": "42", "stderr": "", "error": None, "ms": 12}},
     {"status": "RLM iteration 2/20"},
     {"content": "The context has **42** characters."},
     {"done": True, "finish_reason": "stop", "usage": {"total_tokens": 99}},
