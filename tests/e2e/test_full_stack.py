@@ -133,5 +133,7 @@ async def test_sigterm_lets_the_stream_in_flight_finish_and_refuses_new_ones(
         assert not refused.text
         assert refused.of("error") or refused.status >= 500, refused.events
     finally:
-        await asyncio.to_thread(subprocess.run, ["docker", "start", chat_service], timeout=30)
+        # Once drained it exits by itself; then bring it back for whatever runs next.
+        await asyncio.to_thread(subprocess.run, ["docker", "wait", chat_service], timeout=60)
+        await asyncio.to_thread(subprocess.run, ["docker", "start", chat_service], check=True, timeout=30)
         await wait_until_the_stack_is_healthy(http)

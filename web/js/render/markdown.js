@@ -3,10 +3,12 @@
 //
 // Streaming: the answer is lexed into top-level blocks; each block is rendered into its own
 // element, and on the next frame only blocks whose source changed are rebuilt (usually just
-// the last one), so a very long answer costs about the same per frame as a short one.
+// the last one). Lexing, too, starts again only at the last settled block (blocks.js), so a
+// very long answer costs about the same per frame as a short one.
 
 import { Marked } from "/vendor/marked/lib/marked.esm.js";
 import DOMPurify from "/vendor/dompurify/dist/purify.es.mjs";
+import { lexGrowing } from "./blocks.js";
 import { codeBlockHtml, enhanceCodeBlocks, escapeHtml } from "./code.js";
 import { mathExtensions } from "./math.js";
 
@@ -61,28 +63,34 @@ function blockElement(token, links) {
   return element;
 }
 
-const renderedSources = new WeakMap(); // container → the source of each block it shows
+const lex = (text) => markdown.lexer(text);
+// container → what it shows: the lexed answer (to lex only its tail next time), the source
+// of each block, and the link definitions those blocks were rendered with.
+const rendered = new WeakMap();
 
 export function renderMarkdownInto(container, text) {
-  const tokens = markdown.lexer(text);
-  const blocks = tokens.filter((t) => t.type !== "space");
-  const previous = renderedSources.get(container) || [];
+  const previous = rendered.get(container);
+  const lexed = lexGrowing(lex, text, previous?.lexed);
+  const { blocks, links } = lexed;
+  const linksKey = JSON.stringify(links);
+  // A link definition can change how any block renders, so a new one redraws them all.
+  const sources = previous && previous.linksKey === linksKey ? previous.sources : [];
   const current = [];
   for (let i = 0; i < blocks.length; i++) {
     const raw = blocks[i].raw;
     current.push(raw);
     const existing = container.children[i];
-    if (existing && previous[i] === raw) continue;
-    const element = blockElement(blocks[i], tokens.links);
+    if (existing && sources[i] === raw) continue;
+    const element = blockElement(blocks[i], links);
     if (existing) existing.replaceWith(element);
     else container.append(element);
   }
   while (container.children.length > blocks.length) container.lastElementChild.remove();
-  renderedSources.set(container, current);
+  rendered.set(container, { lexed, sources: current, linksKey });
 }
 
 export function renderPlainInto(container, text) {
-  renderedSources.delete(container);
+  rendered.delete(container);
   let pre = container.firstElementChild;
   if (!pre || !pre.classList.contains("plain-text") || container.children.length !== 1) {
     container.replaceChildren();
