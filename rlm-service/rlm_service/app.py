@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -16,7 +18,9 @@ from .config import RlmSettings
 from .metrics import RlmMetrics
 from .routes import add_routes
 from .sandbox import make_sandbox_factory
-from .sandbox.base import SandboxFactory
+from .sandbox.base import SandboxError, SandboxFactory
+
+log = logging.getLogger("rlm_service.app")
 
 SETTINGS = web.AppKey("rlm_settings", RlmSettings)
 CHAT_SESSION = web.AppKey("rlm_chat_session", aiohttp.ClientSession)
@@ -24,6 +28,37 @@ LIMITER = web.AppKey("rlm_limiter", ConcurrencyLimiter)
 SANDBOXES = web.AppKey("rlm_sandboxes", SandboxFactory)
 CHAT_LOG = web.AppKey("rlm_chat_log", ChatLog)
 RLM_METRICS = web.AppKey("rlm_metrics", RlmMetrics)
+
+
+class SandboxStatus:
+    """Whether sandboxes can be started (a docker engine may be missing or unreachable).
+    Re-checked at most every RECHECK_SECONDS, so RLM comes back by itself once it is fixed."""
+
+    RECHECK_SECONDS = 30.0
+
+    def __init__(self, factory: SandboxFactory) -> None:
+        self.factory = factory
+        self.problem: str | None = None
+        self._checked_at = float("-inf")
+
+    def record(self, problem: str | None) -> None:
+        if problem and problem != self.problem:
+            log.warning("RLM is unavailable until this is fixed: %s", problem)
+        self.problem = problem
+        self._checked_at = time.monotonic()
+
+    async def current_problem(self) -> str | None:
+        if time.monotonic() - self._checked_at >= self.RECHECK_SECONDS:
+            try:
+                await self.factory.check()
+            except SandboxError as exc:
+                self.record(str(exc))
+            else:
+                self.record(None)
+        return self.problem
+
+
+SANDBOX_STATUS = web.AppKey("rlm_sandbox_status", SandboxStatus)
 
 
 def create_app(settings: RlmSettings, *, sandboxes: SandboxFactory | None = None) -> web.Application:
@@ -57,9 +92,15 @@ def sandboxes_context(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def sandboxes_ctx(app: web.Application) -> AsyncIterator[None]:
         factory = given or make_sandbox_factory(app[SETTINGS])
-        # Sandboxes a crashed earlier run left behind go first.
-        await factory.reap_leftovers()
+        status = SandboxStatus(factory)
+        # Sandboxes a crashed earlier run left behind go first. An engine that cannot be
+        # reached does not stop the service: chat goes on, and RLM reports why it is off.
+        try:
+            await factory.reap_leftovers()
+        except SandboxError as exc:
+            status.record(str(exc))
         app[SANDBOXES] = factory
+        app[SANDBOX_STATUS] = status
         yield
         await factory.close()
 

@@ -11,6 +11,7 @@
     │   └── CellTimeout              504 cell_timeout       (RLM_CELL_TIMEOUT for one cell)
     └── ServiceUnavailable
         ├── RlmDisabled              503 rlm_disabled
+        ├── SandboxUnavailable       503 sandbox_unavailable (no sandbox can be started now)
         ├── ChatServiceUnreachable   503 chat_service_unavailable
         ├── SandboxFailed            503 sandbox_failed     (could not start, or died)
         └── TokenLost                503 token_lost         (Redis went away mid-job)
@@ -63,6 +64,11 @@ class CellTimeout(UpstreamTimeout):
 class RlmDisabled(ServiceUnavailable):
     code = "rlm_disabled"
     default_message = "RLM is turned off on this server (RLM_ENABLED=false)."
+
+
+class SandboxUnavailable(ServiceUnavailable):
+    code = "sandbox_unavailable"
+    default_message = "RLM is unavailable: no code sandbox can be started right now."
 
 
 class ChatServiceUnreachable(ServiceUnavailable):

@@ -9,11 +9,11 @@ from tinychat_common.errors import Busy
 from tinychat_common.models import ChatRequest, parse_body
 from tinychat_common.streaming import serve_events
 
-from .app import CHAT_LOG, CHAT_SESSION, LIMITER, RLM_METRICS, SANDBOXES, SETTINGS
+from .app import CHAT_LOG, CHAT_SESSION, LIMITER, RLM_METRICS, SANDBOX_STATUS, SANDBOXES, SETTINGS
 from .chat_client import ChatClient
 from .config import RlmSettings
 from .engine import Engine, EngineLimits, JobRecord, RlmJob, job_from_request
-from .errors import RlmDisabled
+from .errors import RlmDisabled, SandboxUnavailable
 from .jobs import JobRun, release_quietly
 
 log = logging.getLogger("rlm_service.handlers")
@@ -21,9 +21,11 @@ log = logging.getLogger("rlm_service.handlers")
 
 async def rlm_config(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
+    problem = await request.app[SANDBOX_STATUS].current_problem() if settings.rlm_enabled else None
     return web.json_response(
         {
-            "enabled": settings.rlm_enabled,
+            "enabled": settings.rlm_enabled and problem is None,
+            "problem": problem,
             "max_iterations": settings.rlm_max_iterations,
             "timeout": settings.rlm_timeout,
             "sandbox": settings.rlm_sandbox,
@@ -37,6 +39,9 @@ async def rlm_stream(request: web.Request) -> web.StreamResponse:
     metrics = app[RLM_METRICS]
     if not settings.rlm_enabled:
         raise RlmDisabled()
+    problem = await app[SANDBOX_STATUS].current_problem()
+    if problem is not None:
+        raise SandboxUnavailable(f"RLM is unavailable: {problem}")
     # Everything that can be wrong with the request is answered as JSON before a token is taken.
     job = job_from_request(await parse_body(request, ChatRequest))
     limiter = app[LIMITER]

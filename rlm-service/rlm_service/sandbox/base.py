@@ -64,6 +64,9 @@ class SandboxFactory(ABC):
     async def create(self, context: str | list[str]) -> Sandbox:
         """Start a sandbox whose namespace holds `context`; ready to execute."""
 
+    async def check(self) -> None:
+        """Raise SandboxError when sandboxes cannot be started right now (no engine, no image)."""
+
     async def reap_leftovers(self) -> int:
         """Remove sandboxes a crashed earlier run left behind; how many were removed."""
         return 0

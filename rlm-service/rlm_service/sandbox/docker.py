@@ -203,6 +203,9 @@ class DockerSandboxFactory(SandboxFactory):
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self._client.close)
 
+    async def check(self) -> None:
+        await self.ping()
+
     async def ping(self) -> None:
         """Raise SandboxError unless the engine answers and the image exists."""
 

@@ -9,6 +9,25 @@ import { renderTrace, traceSignature } from "./rlm.js";
 
 const NEAR_BOTTOM_PX = 80;
 
+// Looks among direct children only: a querySelector that misses walks the element's whole
+// subtree, and a long answer is tens of thousands of nodes, on every frame of a stream.
+function childOf(parent, className) {
+  for (const child of parent.children) if (child.classList.contains(className)) return child;
+  return null;
+}
+
+function partsOf(item) {
+  const main = childOf(item, "message-main");
+  const bubble = childOf(main, "message-bubble");
+  return {
+    main,
+    bubble,
+    extras: childOf(main, "message-extras"),
+    content: childOf(bubble, "message-content"),
+    footer: childOf(main, "message-footer"),
+  };
+}
+
 export class ChatView {
   constructor(store, vault, viewer, actions) {
     this.store = store;
@@ -61,11 +80,16 @@ export class ChatView {
     if (!conversation) return;
     for (const id of this.pending) {
       const message = conversation.messages.find((m) => m.id === id);
-      const item = this.list.querySelector(`li[data-id="${CSS.escape(id)}"]`);
+      const item = this.itemFor(id);
       if (message && item) this.update(item, message, conversation);
     }
     this.pending.clear();
     if (this.stickToBottom) this.scrollToBottom();
+  }
+
+  itemFor(messageId) {
+    for (const item of this.list.children) if (item.dataset.id === messageId) return item;
+    return null;
   }
 
   scrollToBottom() {
@@ -131,8 +155,7 @@ export class ChatView {
     item.classList.toggle("streaming", streaming);
     if (item.classList.contains("editing")) return;
 
-    const extras = item.querySelector(".message-extras");
-    const content = item.querySelector(".message-content");
+    const { main, bubble, extras, content, footer } = partsOf(item);
     if (message.role === "user") {
       this.ensureUploadedImage(extras, message);
       renderPlainInto(content, message.content);
@@ -142,11 +165,10 @@ export class ChatView {
       if (markdown) renderMarkdownInto(content, message.content);
       else renderPlainInto(content, message.content);
     }
-    const bubble = item.querySelector(".message-bubble");
     bubble.hidden = message.role === "assistant" && !message.content && !streaming && !message.status;
     this.updateStatus(bubble, message, streaming);
-    this.updateProblem(item, message);
-    this.updateFooter(item, message, conversation);
+    this.updateProblem(main, footer, message);
+    this.updateFooter(footer, message, conversation);
   }
 
   ensureUploadedImage(extras, message) {
@@ -178,7 +200,7 @@ export class ChatView {
   }
 
   updateStatus(bubble, message, streaming) {
-    let status = bubble.querySelector(".message-status");
+    let status = childOf(bubble, "message-status");
     const text = streaming ? message.status : "";
     const waiting = streaming && !message.content && !text;
     if (!text && !waiting) {
@@ -204,9 +226,8 @@ export class ChatView {
     }
   }
 
-  updateProblem(item, message) {
-    const main = item.querySelector(".message-main");
-    let box = main.querySelector(".message-problem");
+  updateProblem(main, footer, message) {
+    let box = childOf(main, "message-problem");
     const problem = this.problemFor(message);
     if (!problem) {
       box?.remove();
@@ -214,7 +235,7 @@ export class ChatView {
     }
     if (!box) {
       box = el("div", { className: "message-problem" });
-      main.insertBefore(box, main.querySelector(".message-footer"));
+      main.insertBefore(box, footer);
     }
     box.className = `message-problem ${problem.kind}`;
     box.replaceChildren(el("span", { text: problem.text }));
@@ -234,8 +255,7 @@ export class ChatView {
     return null;
   }
 
-  updateFooter(item, message, conversation) {
-    const footer = item.querySelector(".message-footer");
+  updateFooter(footer, message, conversation) {
     footer.replaceChildren();
     if (message.state === "streaming") return;
     const busy = Boolean(this.streamingId);
