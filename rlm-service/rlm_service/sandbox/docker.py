@@ -128,6 +128,10 @@ class DockerSandboxFactory(SandboxFactory):
             container = client.containers.create(
                 self.image,
                 stdin_open=True,
+                # Not detached: the SDK then sets StdinOnce, so docker closes the runner's stdin
+                # when rlm-service's attach connection closes (also when rlm-service dies) and
+                # the runner ends. (No auto_remove: an OOM kill must stay readable until we ask.)
+                detach=False,
                 tty=False,
                 network_mode="none",
                 read_only=True,
@@ -143,7 +147,6 @@ class DockerSandboxFactory(SandboxFactory):
                 ulimits=[Ulimit(name="nofile", soft=64, hard=64)],
                 labels={LABEL: "1", OWNER_LABEL: self.owner},
                 environment={},
-                detach=True,
             )
             self._live[container.id or ""] = container
             try:
@@ -165,11 +168,16 @@ class DockerSandboxFactory(SandboxFactory):
             log.error("could not remove sandbox container %s: %s", (container.id or "")[:12], exc)
 
     def _remove_leftovers(self) -> int:
+        """This owner's sandboxes (a crashed earlier run of this replica), and every sandbox
+        that has exited, whoever started it: one whose rlm-service died ends by itself
+        (StdinOnce) but stays behind as an exited container."""
         client = self._docker()
         with _docker_errors():
-            leftovers = client.containers.list(
+            mine = client.containers.list(
                 all=True, filters={"label": [f"{LABEL}=1", f"{OWNER_LABEL}={self.owner}"]}
             )
+            exited = client.containers.list(all=True, filters={"label": f"{LABEL}=1", "status": "exited"})
+        leftovers = list({c.id: c for c in [*mine, *exited]}.values())
         for container in leftovers:
             self._remove_now(container)
         return len(leftovers)
