@@ -4,7 +4,6 @@ by itself, and the next rlm-service to start removes it, whatever its owner."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import sys
 import textwrap
 import uuid
@@ -29,7 +28,8 @@ ORPHANING_PROCESS = textwrap.dedent(
     from rlm_service.sandbox.docker import DockerSandboxFactory
 
     async def main():
-        factory = DockerSandboxFactory(image=sys.argv[1], owner=sys.argv[2], memory="256m", pids=32, disk="16m")
+        image, owner = sys.argv[1], sys.argv[2]
+        factory = DockerSandboxFactory(image=image, owner=owner, memory="256m", pids=32, disk="16m")
         sandbox = await factory.create("context")
         print("started", flush=True)
         os._exit(0)
@@ -43,13 +43,18 @@ async def test_a_sandbox_whose_owner_died_stops_and_is_reaped(docker_unavailable
     if docker_unavailable:
         pytest.skip(docker_unavailable)
     owner = f"tests-orphan-{uuid.uuid4().hex[:12]}"
-    done = subprocess.run(
-        [sys.executable, "-c", ORPHANING_PROCESS, TEST_IMAGE, owner],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        ORPHANING_PROCESS,
+        TEST_IMAGE,
+        owner,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
-    assert "started" in done.stdout, done.stderr
+    async with asyncio.timeout(60):
+        stdout, stderr = await process.communicate()
+    assert b"started" in stdout, stderr.decode()
 
     async with asyncio.timeout(20):
         while await asyncio.to_thread(running_containers_of, owner):
