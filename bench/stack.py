@@ -23,6 +23,9 @@ import aiohttp
 
 from bench.runtime import free_port, raise_fd_limit
 
+# Shared with the tests' isolated environment (bench already uses tests' fakes).
+from tests.support.env import SERVICE_ENV_PREFIXES
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 LOGS = RESULTS / "logs"
@@ -30,29 +33,6 @@ MODEL = "bench-model"
 READY_TIMEOUT = 30.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 STOP_TIMEOUT = 10.0
-
-# Variables from the developer's shell that would change what the services do.
-_SERVICE_PREFIXES = (
-    "OPENAI_",
-    "DEFAULT_",
-    "AVAILABLE_MODELS",
-    "MAX_",
-    "CHAT_",
-    "IMAGE_",
-    "SWARMUI",
-    "RLM_",
-    "REDIS_",
-    "ENABLE_DEBUG",
-    "ALLOWED_",
-    "PORT",
-    "HOST",
-    "SHUTDOWN_",
-    "KEEPALIVE_",
-    "TRUSTED_PROXIES",
-    "RATE_LIMIT",
-    "UPSTREAM_",
-    "DOWNSTREAM_",
-)
 
 
 class StackError(RuntimeError):
@@ -78,7 +58,7 @@ class Process:
 
 
 def clean_environment(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_SERVICE_PREFIXES)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(SERVICE_ENV_PREFIXES)}
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env

@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from tinychat_common.sse import SSEDecoder
 
 from bench.fake_upstream import DELTA, FakeUpstream, Script
+from tests.support.sse import read_payloads
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -25,14 +25,6 @@ async def upstream() -> AsyncIterator[tuple[FakeUpstream, str]]:
     await fake.close()
 
 
-async def read_events(response: aiohttp.ClientResponse) -> list[str]:
-    decoder = SSEDecoder()
-    events: list[str] = []
-    async for chunk in response.content.iter_any():
-        events += decoder.feed(chunk)
-    return events + decoder.close()
-
-
 async def test_stream_is_role_deltas_finish_usage_then_done(upstream: tuple[FakeUpstream, str]) -> None:
     _, url = upstream
     async with (
@@ -41,7 +33,7 @@ async def test_stream_is_role_deltas_finish_usage_then_done(upstream: tuple[Fake
     ):
         assert response.status == 200
         assert response.headers["Content-Type"] == "text/event-stream"
-        events = await read_events(response)
+        events = await read_payloads(response)
 
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
@@ -62,7 +54,7 @@ async def test_keep_alive_connection_serves_requests_one_after_another(
     async with aiohttp.ClientSession(connector=connector) as session:
         for _ in range(3):
             async with session.post(url + "/v1/chat/completions", json=BODY) as response:
-                assert (await read_events(response))[-1] == "[DONE]"
+                assert (await read_payloads(response))[-1] == "[DONE]"
         assert len(fake.connections) == 1
     assert fake.requests == 3
 
@@ -79,7 +71,7 @@ async def test_chunked_request_body_is_read_whole(upstream: tuple[FakeUpstream, 
         aiohttp.ClientSession() as session,
         session.post(url + "/v1/chat/completions", data=body_in_pieces()) as response,
     ):
-        events = await read_events(response)
+        events = await read_payloads(response)
     assert json.loads(events[0])["model"] == "chunked-model"
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply, openai_error
-
-from .conftest import user
+from tests.support.messages import user
 
 pytestmark = pytest.mark.timeout(15)
 

@@ -7,8 +7,8 @@ import base64
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
-
-from .conftest import read_events, user
+from tests.support.messages import user
+from tests.support.sse import read_events
 
 pytestmark = pytest.mark.timeout(15)
 

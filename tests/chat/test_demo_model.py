@@ -8,14 +8,13 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
-from tinychat_common.sse import SSEDecoder
 from tinychat_demo.app import create_app as create_demo_app
 from tinychat_demo.config import DemoSettings
 from tinychat_demo.stack import plan
 
 from tests.fakes.server import FakeServer
-
-from .conftest import answer_text, read_events, user
+from tests.support.messages import user
+from tests.support.sse import answer_text, read_events, read_payloads
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -87,8 +86,7 @@ async def test_the_demo_model_streams_word_by_word_with_usage_when_asked(demo_ur
         session.post(f"{demo_url}/chat/completions", json=body) as response,
     ):
         assert response.headers["Content-Type"].startswith("text/event-stream")
-        decoder = SSEDecoder()
-        payloads = [p for chunk in [await response.read()] for p in decoder.feed(chunk)]
+        payloads = await read_payloads(response)
     assert payloads[-1] == "[DONE]"
     chunks = [json.loads(p) for p in payloads[:-1]]
     deltas = [c["choices"][0]["delta"].get("content") for c in chunks if c["choices"]]

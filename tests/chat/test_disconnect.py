@@ -7,8 +7,7 @@ import asyncio
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
-
-from .conftest import user
+from tests.support.messages import user
 
 pytestmark = pytest.mark.timeout(15)
 

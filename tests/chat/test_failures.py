@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply, openai_error
-
-from .conftest import answer_text, read_events, user
+from tests.support.messages import user
+from tests.support.sse import answer_text, read_events
 
 pytestmark = pytest.mark.timeout(15)
 

@@ -7,8 +7,8 @@ from chat_service.config import ChatSettings
 from tinychat_common.settings import load_settings
 
 from tests.fakes.openai_upstream import FakeOpenAI
-
-from .conftest import read_events, user
+from tests.support.messages import user
+from tests.support.sse import read_events
 
 pytestmark = pytest.mark.timeout(15)
 

@@ -10,8 +10,8 @@ from chat_service.openai_stream import OpenAIStreamParser
 from tinychat_common.errors import UpstreamError
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
-
-from .conftest import answer_text, read_events, user
+from tests.support.messages import user
+from tests.support.sse import answer_text, read_events
 
 pytestmark = pytest.mark.timeout(15)
 

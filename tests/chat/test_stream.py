@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
-
-from .conftest import answer_text, read_events, user
+from tests.support.messages import user
+from tests.support.sse import answer_text, read_events
 
 pytestmark = pytest.mark.timeout(15)
 

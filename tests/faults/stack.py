@@ -1,18 +1,16 @@
 """What the fault tests share: services as real subprocesses (for faults that are a kill),
-apps in-process (everywhere else), bounded stream reading, and the "nothing left behind"
-checks."""
+apps in-process (everywhere else), and the "nothing left behind" checks. Streams are read
+with tests.support.sse.EventReader, bounded by FAULT_BOUND_SECONDS."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
-import socket
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Self
 
@@ -21,22 +19,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web_protocol import RequestHandler
-from tinychat_common.sse import SSEDecoder
+
+from tests.support.net import free_port
 
 # Every fault must end within this; the settings below make each one end well inside it.
 FAULT_BOUND_SECONDS = 10.0
 START_TIMEOUT_SECONDS = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def closed_port_url() -> str:
-    """A loopback URL nothing listens on."""
-    return f"http://127.0.0.1:{free_port()}"
 
 
 class ServiceProcess:
@@ -109,10 +97,6 @@ async def serve_in_process(app: web.Application) -> TestClient:
     return client
 
 
-def base_url(client: TestClient) -> str:
-    return str(client.server.make_url("")).rstrip("/")
-
-
 @contextlib.asynccontextmanager
 async def in_process(app: web.Application) -> AsyncIterator[TestClient]:
     client = await serve_in_process(app)
@@ -120,48 +104,6 @@ async def in_process(app: web.Application) -> AsyncIterator[TestClient]:
         yield client
     finally:
         await client.close()
-
-
-class EventReader:
-    """Reads one SSE response event by event, never longer than the fault bound."""
-
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        assert response.status == 200, f"expected a stream, got {response.status}"
-        assert response.headers["Content-Type"].startswith("text/event-stream")
-        self.response = response
-        self.events: list[dict[str, Any]] = []
-        self._decoder = SSEDecoder()
-        self._ended = False
-
-    async def until(self, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-        """Read until an event matches; fails if the stream ends first."""
-        for event in self.events:
-            if predicate(event):
-                return event
-        async with asyncio.timeout(FAULT_BOUND_SECONDS):
-            while not self._ended:
-                for event in await self._read_some():
-                    if predicate(event):
-                        return event
-        pytest.fail(f"the stream ended without the expected event: {self.events}")
-
-    async def to_the_end(self) -> list[dict[str, Any]]:
-        """The rest of the stream; a stream still open after the bound fails the test."""
-        async with asyncio.timeout(FAULT_BOUND_SECONDS):
-            while not self._ended:
-                await self._read_some()
-        return self.events
-
-    async def _read_some(self) -> list[dict[str, Any]]:
-        chunk = await self.response.content.readany()
-        if not chunk:
-            self._ended = True
-            payloads = self._decoder.close()
-        else:
-            payloads = self._decoder.feed(chunk)
-        new = [json.loads(p) for p in payloads]
-        self.events.extend(new)
-        return new
 
 
 def assert_readable_error_then_done(events: list[dict[str, Any]], *words: str) -> dict[str, Any]:
@@ -215,21 +157,6 @@ def _idle_keepalive_connection(task: asyncio.Task[Any]) -> bool:
         return False
     protocol = frame.f_locals.get("self")
     return isinstance(protocol, RequestHandler) and protocol._waiter is not None
-
-
-async def wait_for(check: Callable[[], Any], what: str, seconds: float = FAULT_BOUND_SECONDS) -> None:
-    """Poll `check` (sync or async) until true; fail naming `what` after `seconds`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            pytest.fail(f"{what}: not within {seconds} s")
-        await asyncio.sleep(0.05)
 
 
 async def wait_event(event: asyncio.Event, what: str, seconds: float = FAULT_BOUND_SECONDS) -> None:

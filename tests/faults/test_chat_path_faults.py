@@ -18,14 +18,14 @@ from tinychat_gateway.app import create_app as create_gateway_app
 from tinychat_gateway.config import GatewaySettings
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.support.net import closed_port_url, server_url
+from tests.support.sse import EventReader
 
 from .stack import (
-    EventReader,
+    FAULT_BOUND_SECONDS,
     ServiceProcess,
     assert_no_new_tasks,
     assert_readable_error_then_done,
-    base_url,
-    closed_port_url,
     in_process,
     task_snapshot,
     wait_event,
@@ -93,7 +93,7 @@ async def test_chat_service_killed_mid_stream_ends_with_error_and_done(
     async with in_process(create_gateway_app(gateway_settings(chat_process.url))) as gateway:
         before = task_snapshot()
         async with gateway.post("/api/chat/stream", json=chat_body()) as response:
-            reader = EventReader(response)
+            reader = EventReader(response, FAULT_BOUND_SECONDS)
             await reader.until(lambda e: "content" in e)
             await chat_process.kill()
             events = await reader.to_the_end()
@@ -109,7 +109,7 @@ async def test_chat_service_down_before_request_ends_with_error_and_done(fake_op
     async with in_process(create_gateway_app(gateway_settings(closed_port_url()))) as gateway:
         before = task_snapshot()
         async with gateway.post("/api/chat/stream", json=chat_body()) as response:
-            events = await EventReader(response).to_the_end()
+            events = await EventReader(response, FAULT_BOUND_SECONDS).to_the_end()
         error = assert_readable_error_then_done(events, "chat")
         assert "127.0.0.1" not in error["error"], "internal addresses leak to the client"
         assert fake_openai.history == []
@@ -122,11 +122,13 @@ async def test_chat_service_back_after_being_down_serves_again_without_gateway_r
     chat = ServiceProcess("chat_service", chat_env(fake_openai))
     async with in_process(create_gateway_app(gateway_settings(chat.url))) as gateway:
         async with gateway.post("/api/chat/stream", json=chat_body()) as response:
-            assert_readable_error_then_done(await EventReader(response).to_the_end(), "chat")
+            assert_readable_error_then_done(
+                await EventReader(response, FAULT_BOUND_SECONDS).to_the_end(), "chat"
+            )
         async with chat:
             fake_openai.enqueue(Reply(text="Back again."))
             async with gateway.post("/api/chat/stream", json=chat_body()) as response:
-                events = await EventReader(response).to_the_end()
+                events = await EventReader(response, FAULT_BOUND_SECONDS).to_the_end()
     assert "".join(e.get("content", "") for e in events if "done" not in e) == "Back again."
     assert events[-1] == {"done": True, "finish_reason": "stop", "usage": events[-1]["usage"]}
 
@@ -136,7 +138,7 @@ async def chat_and_gateway(fake_openai: FakeOpenAI, request: pytest.FixtureReque
     overrides = getattr(request, "param", {})
     async with (
         in_process(create_chat_app(chat_settings(fake_openai, **overrides))) as chat,
-        in_process(create_gateway_app(gateway_settings(base_url(chat)))) as gateway,
+        in_process(create_gateway_app(gateway_settings(server_url(chat.server)))) as gateway,
     ):
         yield chat, gateway
 
@@ -149,7 +151,7 @@ async def test_upstream_stall_mid_stream_ends_with_error_and_done(
     fake_openai.enqueue(Reply(chunks=["One", " two", " three", " four"], stall_after=2))
     before = task_snapshot()
     async with gateway.post("/api/chat/stream", json=chat_body()) as response:
-        events = await EventReader(response).to_the_end()
+        events = await EventReader(response, FAULT_BOUND_SECONDS).to_the_end()
     assert_readable_error_then_done(events)
     assert "".join(e["content"] for e in events if "content" in e) == "One two"
     # chat-service hung up on the stalled API instead of keeping the connection.
@@ -165,7 +167,7 @@ async def test_upstream_silent_before_first_byte_ends_with_error_and_done(
     fake_openai.enqueue(Reply(first_byte_delay=30))
     before = task_snapshot()
     async with gateway.post("/api/chat/stream", json=chat_body()) as response:
-        events = await EventReader(response).to_the_end()
+        events = await EventReader(response, FAULT_BOUND_SECONDS).to_the_end()
     assert_readable_error_then_done(events)
     await assert_no_new_tasks(before)
 
@@ -187,13 +189,13 @@ async def test_upstream_garbage_ends_with_error_and_done(
     fake_openai.enqueue(Reply(raw=garbage))
     before = task_snapshot()
     async with gateway.post("/api/chat/stream", json=chat_body()) as response:
-        events = await EventReader(response).to_the_end()
+        events = await EventReader(response, FAULT_BOUND_SECONDS).to_the_end()
     assert_readable_error_then_done(events)
     await assert_no_new_tasks(before)
     # The next request is not poisoned by the last one.
     fake_openai.enqueue(Reply(text="Fine now."))
     async with gateway.post("/api/chat/stream", json=chat_body()) as response:
-        events = await EventReader(response).to_the_end()
+        events = await EventReader(response, FAULT_BOUND_SECONDS).to_the_end()
     assert events[-1]["finish_reason"] == "stop", events
 
 
@@ -205,6 +207,6 @@ async def test_client_leaving_a_stalled_stream_closes_the_upstream(
     fake_openai.enqueue(Reply(chunks=["a", "b", "c"], stall_after=1))
     before = task_snapshot()
     async with gateway.post("/api/chat/stream", json=chat_body()) as response:
-        await EventReader(response).until(lambda e: "content" in e)
+        await EventReader(response, FAULT_BOUND_SECONDS).until(lambda e: "content" in e)
     await wait_event(fake_openai.disconnected, "the LLM API saw the cancelled request close")
     await assert_no_new_tasks(before)

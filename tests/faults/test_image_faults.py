@@ -16,13 +16,13 @@ from tinychat_gateway.config import GatewaySettings
 
 from tests.fakes.openai_images import FakeOpenAIImages, ImageReply
 from tests.fakes.swarmui import FakeSwarmUI, Generation
+from tests.support.net import closed_port_url, server_url
+from tests.support.sse import EventReader
 
 from .stack import (
-    EventReader,
+    FAULT_BOUND_SECONDS,
     assert_no_new_tasks,
     assert_readable_error_then_done,
-    base_url,
-    closed_port_url,
     in_process,
     task_snapshot,
     wait_event,
@@ -47,14 +47,14 @@ async def generate_through_gateway(settings: ImageSettings) -> tuple[list[dict[s
     async with in_process(create_image_app(settings)) as image:
         gateway_settings = GatewaySettings(
             chat_service_url=closed_port_url(),
-            image_service_url=base_url(image),
+            image_service_url=server_url(image.server),
             rlm_service_url=closed_port_url(),
             config_cache_seconds=0,
         )
         async with in_process(create_gateway_app(gateway_settings)) as gateway:
             before = task_snapshot()
             async with gateway.post("/api/chat/stream", json=image_body()) as response:
-                events = await EventReader(response).to_the_end()
+                events = await EventReader(response, FAULT_BOUND_SECONDS).to_the_end()
             await assert_no_new_tasks(before)
             return events, await image.server.app[LIMITER].in_use()
 

@@ -28,16 +28,17 @@ from tests.rlm.harness import (
     start_chat_service,
     start_rlm_service,
 )
+from tests.support.net import closed_port_url, server_url
+from tests.support.polling import wait_until
+from tests.support.sse import EventReader, answer_text, is_code_step
 
 from .stack import (
-    EventReader,
+    FAULT_BOUND_SECONDS,
     ServiceProcess,
     assert_no_new_tasks,
     assert_readable_error_then_done,
-    closed_port_url,
     in_process,
     task_snapshot,
-    wait_for,
 )
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(90)]
@@ -51,31 +52,11 @@ def question(text: str = "Count the apples.") -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": text}]}
 
 
-def is_code_step(event: dict[str, Any]) -> bool:
-    return isinstance(event.get("rlm"), dict) and event["rlm"].get("kind") == "code"
-
-
-def answer_of(events: list[dict[str, Any]]) -> str:
-    return "".join(e["content"] for e in events if "content" in e and "done" not in e)
-
-
-@pytest.fixture
-async def redis_server() -> AsyncIterator[RedisServer]:
-    if not RedisServer.available():
-        pytest.skip("redis-server is not installed (apt-get install -y redis-server)")
-    async with RedisServer() as server:
-        yield server
-
-
 @pytest.fixture
 async def chat_server(fake_openai: FakeOpenAI) -> AsyncIterator[TestServer]:
     server = await start_chat_service(fake_openai)
     yield server
     await server.close()
-
-
-def url_of(server: TestServer) -> str:
-    return str(server.make_url("")).rstrip("/")
 
 
 async def redis_tokens(url: str) -> int:
@@ -91,7 +72,7 @@ async def test_redis_killed_mid_job_ends_it_and_new_jobs_work_once_redis_is_back
 ) -> None:
     llm = ScriptedLLM(fake_openai, [LONG_CELL])
     settings = rlm_settings(
-        url_of(chat_server),
+        server_url(chat_server),
         "process",
         redis_url=redis_server.url,
         rlm_token_lease_seconds=LEASE_SECONDS,
@@ -102,27 +83,29 @@ async def test_redis_killed_mid_job_ends_it_and_new_jobs_work_once_redis_is_back
     try:
         before = task_snapshot()
         async with client.post("/v1/rlm/stream", json=question()) as response:
-            reader = EventReader(response)
+            reader = EventReader(response, FAULT_BOUND_SECONDS)
             await reader.until(is_code_step)
             await redis_server.stop()
             events = await reader.to_the_end()
         error = assert_readable_error_then_done(events, "Redis")
         assert error["code"] == "token_lost"
-        await wait_for(lambda: sandbox_gone(sandboxes.created[0]), "the job's sandbox was killed")
+        await wait_until(
+            lambda: sandbox_gone(sandboxes.created[0]), "the job's sandbox was killed", FAULT_BOUND_SECONDS
+        )
         await assert_no_new_tasks(before)
 
         # Redis comes back (empty, as after a crash); the same rlm-service serves again.
         await redis_server.start()
         llm.turns = [ANSWER]
         async with client.post("/v1/rlm/stream", json=question()) as response:
-            events = await EventReader(response).to_the_end()
-        assert answer_of(events) == "all good", events
+            events = await EventReader(response, FAULT_BOUND_SECONDS).to_the_end()
+        assert answer_text(events) == "all good", events
         assert events[-1]["finish_reason"] == "stop"
         # The token goes back just after the last event is written.
         limiter = client.server.app[LIMITER]
-        await wait_for(lambda: _none_in_use(limiter), "the job's token was released")
+        await wait_until(lambda: _none_in_use(limiter), "the job's token was released", FAULT_BOUND_SECONDS)
         assert await redis_tokens(redis_server.url) == 0
-        await wait_for(lambda: _all_gone(sandboxes.created), "every sandbox is gone")
+        await wait_until(lambda: _all_gone(sandboxes.created), "every sandbox is gone", FAULT_BOUND_SECONDS)
     finally:
         await client.close()
 
@@ -193,7 +176,7 @@ async def test_rlm_service_killed_mid_job_ends_with_error_and_done_and_its_token
 ) -> None:
     ScriptedLLM(fake_openai, [LONG_CELL, ANSWER])
     env = {
-        "CHAT_SERVICE_URL": url_of(chat_server),
+        "CHAT_SERVICE_URL": server_url(chat_server),
         "RLM_SANDBOX": "process",
         "REDIS_URL": redis_server.url,
         "RLM_TOKEN_LEASE_SECONDS": str(LEASE_SECONDS),
@@ -203,7 +186,7 @@ async def test_rlm_service_killed_mid_job_ends_with_error_and_done_and_its_token
     }
     async with ServiceProcess("rlm_service", env) as rlm:
         gateway_settings = GatewaySettings(
-            chat_service_url=url_of(chat_server),
+            chat_service_url=server_url(chat_server),
             image_service_url=closed_port_url(),
             rlm_service_url=rlm.url,
             config_cache_seconds=0,
@@ -211,7 +194,7 @@ async def test_rlm_service_killed_mid_job_ends_with_error_and_done_and_its_token
         async with in_process(create_gateway_app(gateway_settings)) as gateway:
             before = task_snapshot()
             async with gateway.post("/api/chat/stream", json={**question(), "rlm": True}) as response:
-                reader = EventReader(response)
+                reader = EventReader(response, FAULT_BOUND_SECONDS)
                 await reader.until(is_code_step)
                 sandbox_pids = sandbox_processes_under(rlm.pid)
                 assert sandbox_pids, "the job's sandbox process was not found"
@@ -222,8 +205,12 @@ async def test_rlm_service_killed_mid_job_ends_with_error_and_done_and_its_token
             assert_readable_error_then_done(events, "RLM service")
             await assert_no_new_tasks(before)
         # Nothing of the dead service's job goes on running.
-        await wait_for(
-            lambda: not any(alive(pid) for pid in sandbox_pids), "the killed service's sandbox processes died"
+        await wait_until(
+            lambda: not any(alive(pid) for pid in sandbox_pids),
+            "the killed service's sandbox processes died",
+            FAULT_BOUND_SECONDS,
         )
         # Its token comes back by itself, one lease after the last renewal.
-        await wait_for(lambda: token_is_free(redis_server.url), "the dead replica's token came back")
+        await wait_until(
+            lambda: token_is_free(redis_server.url), "the dead replica's token came back", FAULT_BOUND_SECONDS
+        )

@@ -16,7 +16,7 @@ from tinychat_gateway.app import create_app as create_gateway_app
 from tinychat_gateway.config import GatewaySettings
 
 from tests.fakes.openai_upstream import FakeOpenAI
-from tests.faults.stack import closed_port_url
+from tests.support.net import closed_port_url, serve_app
 
 T = TypeVar("T")
 RLM_PASSCODE = "fuzz-passcode"
@@ -34,13 +34,7 @@ class FuzzStack:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
     async def _serve(self, app: web.Application) -> str:
-        runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self._runners.append(runner)
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return f"http://127.0.0.1:{port}"
+        return await serve_app(app, self._runners)
 
     async def _start(self) -> None:
         await self.upstream.start()

@@ -3,7 +3,6 @@ RLM services, each a real server on 127.0.0.1 port 0, behind a gateway app."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from tinychat_gateway.config import GatewaySettings
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.tinychat_service import FakeService
+from tests.support.net import server_url
 
 ClientFactory = Callable[..., Awaitable[TestClient]]
 GatewayFactory = Callable[..., Awaitable[TestClient]]
@@ -42,14 +42,6 @@ def web_dir(tmp_path: Path) -> Path:
     (modules / "left-pad" / "index.js").write_text("module.exports = 1;\n")
     (tmp_path / "outside.txt").write_text("not for the web\n")
     return root
-
-
-def closed_port_url() -> str:
-    """An address where nothing listens: a port the OS gave out and took back."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture
@@ -81,10 +73,6 @@ async def rlm_service() -> AsyncIterator[FakeService]:
     config = {"enabled": True, "max_iterations": 20, "timeout": 300, "sandbox": "process"}
     async with FakeService(config=config) as service:
         yield service
-
-
-def server_url(server: TestServer) -> str:
-    return str(server.make_url("")).rstrip("/")
 
 
 @pytest.fixture

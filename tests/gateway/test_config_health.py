@@ -6,7 +6,8 @@ import aiohttp
 import pytest
 
 from tests.fakes.tinychat_service import FakeService
-from tests.gateway.conftest import GatewayFactory, closed_port_url
+from tests.gateway.conftest import GatewayFactory
+from tests.support.net import closed_port_url
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -9,7 +9,8 @@ from tinychat_gateway.ratelimit import SlidingWindow
 
 from tests.fakes.tinychat_service import FakeService
 from tests.gateway.conftest import GatewayFactory
-from tests.gateway.sse import assert_ends_with_one_done, chat_body, read_events
+from tests.support.messages import chat_body
+from tests.support.sse import assert_ends_with_one_done, read_events
 
 pytestmark = pytest.mark.timeout(20)
 

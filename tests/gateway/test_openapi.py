@@ -13,7 +13,7 @@ from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 from tinychat_common.models import ChatRequest
 
-from tests.gateway.sse import chat_body
+from tests.support.messages import chat_body
 
 pytestmark = pytest.mark.timeout(20)
 

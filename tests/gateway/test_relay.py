@@ -11,8 +11,10 @@ from aiohttp.test_utils import TestServer
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.fakes.tinychat_service import DONE, FakeService, Script, frame
-from tests.gateway.conftest import GatewayFactory, closed_port_url, server_url
-from tests.gateway.sse import assert_ends_with_one_done, chat_body, decode_events, read_events, text_of
+from tests.gateway.conftest import GatewayFactory
+from tests.support.messages import chat_body
+from tests.support.net import closed_port_url, server_url
+from tests.support.sse import answer_text, assert_ends_with_one_done, decode_events, read_events
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -25,7 +27,7 @@ async def test_chat_answer_streams_through_gateway_and_ends_with_done(
         assert response.headers["Cache-Control"] == "no-cache"
         assert response.headers["X-Accel-Buffering"] == "no"
         events = await read_events(response)
-    assert text_of(events) == "The answer is forty two."
+    assert answer_text(events) == "The answer is forty two."
     assert_ends_with_one_done(events)
     assert events[-1]["finish_reason"] == "stop"
     assert fake_openai.history[-1]["messages"][-1]["content"] == "What is it?"

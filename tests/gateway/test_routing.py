@@ -9,7 +9,8 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.tinychat_service import DONE, FakeService, Script, frame
-from tests.gateway.sse import assert_ends_with_one_done, chat_body, read_events, text_of
+from tests.support.messages import chat_body
+from tests.support.sse import answer_text, assert_ends_with_one_done, read_events
 
 pytestmark = pytest.mark.timeout(20)
 
@@ -42,8 +43,8 @@ async def test_image_alone_answers_usage_without_calling_a_service(
 ) -> None:
     async with gateway.post("/api/chat/stream", json=chat_body(command)) as response:
         events = await read_events(response)
-    assert "/image" in text_of(events)
-    assert "for example" in text_of(events)
+    assert "/image" in answer_text(events)
+    assert "for example" in answer_text(events)
     assert_ends_with_one_done(events)
     assert events[-1]["finish_reason"] == "stop"
     assert image_service.history == [] and fake_openai.history == []

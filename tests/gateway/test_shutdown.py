@@ -11,7 +11,8 @@ from tinychat_common.service import drain
 
 from tests.fakes.tinychat_service import DONE, FakeService, Script, frame
 from tests.gateway.conftest import GatewayFactory
-from tests.gateway.sse import assert_ends_with_one_done, chat_body, decode_events
+from tests.support.messages import chat_body
+from tests.support.sse import assert_ends_with_one_done, decode_events
 
 pytestmark = pytest.mark.timeout(20)
 

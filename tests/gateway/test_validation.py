@@ -11,7 +11,7 @@ import pytest
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.tinychat_service import FakeService
 from tests.gateway.conftest import GatewayFactory
-from tests.gateway.sse import chat_body
+from tests.support.messages import chat_body
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import aiohttp
 import pytest
 from image_service.app import create_app
 from image_service.config import ImageSettings
-from tinychat_common.sse import SSEDecoder
 
 from tests.fakes.openai_images import FakeOpenAIImages
 from tests.fakes.swarmui import FakeSwarmUI
+from tests.support.sse import read_events
 
 
 @pytest.fixture
@@ -64,19 +62,8 @@ def image_client(aiohttp_client: Any) -> MakeClient:
     return make
 
 
-async def read_events(response: aiohttp.ClientResponse) -> list[dict[str, Any]]:
-    """Every event of a finished SSE response, decoded."""
-    decoder = SSEDecoder()
-    events = []
-    async for chunk in response.content.iter_any():
-        events.extend(json.loads(data) for data in decoder.feed(chunk))
-    events.extend(json.loads(data) for data in decoder.close())
-    return events
-
-
 async def stream(client: Client, prompt: str = "a red fox in snow") -> list[dict[str, Any]]:
     async with client.post("/v1/images/stream", json={"prompt": prompt}) as response:
-        assert response.status == 200, await response.text()
         return await read_events(response)
 
 

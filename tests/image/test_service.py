@@ -13,8 +13,9 @@ from image_service.config import ImageSettings
 from tinychat_common.settings import load_settings
 
 from tests.fakes.swarmui import FakeSwarmUI, Generation
+from tests.support.sse import read_events
 
-from .conftest import MakeClient, read_events, stream, swarm_settings
+from .conftest import MakeClient, stream, swarm_settings
 
 pytestmark = pytest.mark.timeout(30)
 

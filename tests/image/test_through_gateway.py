@@ -13,8 +13,10 @@ from tinychat_gateway.app import create_app as create_gateway_app
 from tinychat_gateway.config import GatewaySettings
 
 from tests.fakes.swarmui import FakeSwarmUI, Generation
+from tests.support.net import server_url
+from tests.support.sse import read_events
 
-from .conftest import assert_ends_with_error, read_events, swarm_settings
+from .conftest import assert_ends_with_error, swarm_settings
 from .images import decode_data_uri
 
 pytestmark = pytest.mark.timeout(30)
@@ -35,7 +37,7 @@ async def image_server(fake_swarmui: FakeSwarmUI) -> AsyncIterator[TestServer]:
 @pytest.fixture
 async def gateway(aiohttp_client: Any, image_server: TestServer, tmp_path: Any) -> Any:
     settings = GatewaySettings(
-        image_service_url=str(image_server.make_url("")).rstrip("/"),
+        image_service_url=server_url(image_server),
         chat_service_url="http://127.0.0.1:9",
         rlm_service_url="http://127.0.0.1:9",
         web_dir=tmp_path,

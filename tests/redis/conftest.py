@@ -4,6 +4,7 @@ Docker or the local image is missing)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -11,11 +12,18 @@ import pytest
 from tests.redis.server import Redis, RedisInContainer, RedisServer, container_redis_unavailable
 
 
-@pytest.fixture
-async def redis_server() -> AsyncIterator[RedisServer]:
+@contextlib.asynccontextmanager
+async def local_redis_server() -> AsyncIterator[RedisServer]:
+    """A redis-server process; the test is skipped where none is installed."""
     if not RedisServer.available():
         pytest.skip("redis-server is not installed (apt-get install -y redis-server)")
     async with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def redis_server() -> AsyncIterator[RedisServer]:
+    async with local_redis_server() as server:
         yield server
 
 
@@ -28,7 +36,5 @@ async def any_redis(request: pytest.FixtureRequest) -> AsyncIterator[Redis]:
         async with RedisInContainer() as container:
             yield container
         return
-    if not RedisServer.available():
-        pytest.skip("redis-server is not installed (apt-get install -y redis-server)")
-    async with RedisServer() as server:
+    async with local_redis_server() as server:
         yield server

@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import tempfile
 from typing import Protocol, Self
 
 import redis.asyncio as redis
+
+from tests.support.net import free_port
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 REDIS_IMAGE_DEFAULT = "tinychat/redis:local"  # built by scripts/docker/build-base-images.sh
@@ -22,12 +23,6 @@ class Redis(Protocol):
 
     async def stop(self) -> None:
         """Kill Redis now, as a crash would."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def wait_until_answering(url: str) -> None:

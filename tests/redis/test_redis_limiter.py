@@ -12,7 +12,8 @@ from tinychat_common.errors import Busy, ServiceUnavailable
 from tinychat_common.limiter import make_limiter, slot
 from tinychat_common.redis_limiter import RedisLimiter
 
-from tests.redis.server import Redis, RedisServer, free_port
+from tests.redis.server import Redis, RedisServer
+from tests.support.net import free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(30)]
 

@@ -18,6 +18,7 @@ from tests.rlm.harness import (
     start_chat_service,
     start_rlm_service,
 )
+from tests.support.net import server_url
 
 MakeStack = Callable[..., Awaitable[tuple[RlmStack, ScriptedLLM]]]
 
@@ -34,7 +35,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def make_stack(fake_openai: FakeOpenAI, backend: str) -> AsyncIterator[MakeStack]:
     chat_server = await start_chat_service(fake_openai)
-    chat_url = str(chat_server.make_url("")).rstrip("/")
+    chat_url = server_url(chat_server)
     started: list[RlmStack] = []
 
     async def make(

@@ -5,7 +5,6 @@ sandbox backend; plus helpers to read streams and to check that sandboxes are go
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import uuid
@@ -13,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from chat_service.app import create_app as create_chat_app
 from chat_service.config import ChatSettings
@@ -23,9 +20,10 @@ from rlm_service.app import create_app as create_rlm_app
 from rlm_service.config import RlmSettings
 from rlm_service.sandbox import Sandbox, SandboxFactory, make_sandbox_factory
 from tinychat_common.metrics import METRICS
-from tinychat_common.sse import SSEDecoder
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.support.net import server_url
+from tests.support.sse import read_events
 
 ROOT_MARKER = "persistent Python REPL"  # in rlm-service's system prompt
 
@@ -190,7 +188,7 @@ async def start_gateway(stack: RlmStack, web_dir: str, **overrides: Any) -> Test
 
     values: dict[str, Any] = {
         "chat_service_url": stack.chat_url,
-        "rlm_service_url": str(stack.client.server.make_url("")).rstrip("/"),
+        "rlm_service_url": server_url(stack.client.server),
         "image_service_url": "http://127.0.0.1:9",
         "web_dir": web_dir,
     }
@@ -201,43 +199,8 @@ async def start_gateway(stack: RlmStack, web_dir: str, **overrides: Any) -> Test
     return client
 
 
-async def read_events(response: aiohttp.ClientResponse) -> list[dict[str, Any]]:
-    assert response.status == 200, await response.text()
-    decoder = SSEDecoder()
-    payloads: list[str] = []
-    async for chunk in response.content.iter_any():
-        payloads.extend(decoder.feed(chunk))
-    payloads.extend(decoder.close())
-    return [json.loads(p) for p in payloads]
-
-
-def final_answer(events: list[dict[str, Any]]) -> str:
-    return "".join(e["content"] for e in events if "content" in e and "done" not in e)
-
-
 def steps(events: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [e["rlm"] for e in events if "rlm" in e and e["rlm"]["kind"] == kind]
-
-
-def assert_ends_with_one_done(events: list[dict[str, Any]]) -> dict[str, Any]:
-    dones = [e for e in events if e.get("done") is True]
-    assert len(dones) == 1 and events[-1] is dones[0], events[-3:]
-    return dones[0]
-
-
-async def wait_until(check: Callable[[], Any], seconds: float = 10.0) -> None:
-    """Poll `check` (sync or async) until it is true; fail after `seconds`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + seconds
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        if loop.time() > deadline:
-            pytest.fail(f"condition not met within {seconds} s")
-        await asyncio.sleep(0.05)
 
 
 async def sandbox_gone(sandbox: Sandbox) -> bool:

@@ -3,28 +3,18 @@ job's code in a real sandbox, and the passcode checked at the gateway."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 import random
 import string
 from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient
-from tinychat_common.sse import SSEDecoder
 
 from tests.rlm.conftest import MakeStack
-from tests.rlm.harness import (
-    RlmStack,
-    assert_ends_with_one_done,
-    final_answer,
-    read_events,
-    repl,
-    sandbox_gone,
-    start_gateway,
-    steps,
-    wait_until,
-)
+from tests.rlm.harness import RlmStack, repl, sandbox_gone, start_gateway, steps
+from tests.support.messages import user
+from tests.support.polling import wait_until
+from tests.support.sse import EventReader, answer_text, assert_ends_with_one_done, is_code_step, read_events
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -43,10 +33,6 @@ async def gateway_for(stack: RlmStack, web_dir: str) -> TestClient:
 
 def rlm_body(*messages: dict, **extra: object) -> dict:
     return {"messages": list(messages), "rlm": True, **extra}
-
-
-def user(text: str) -> dict:
-    return {"role": "user", "content": text}
 
 
 async def post(gateway: TestClient, body: dict) -> list[dict]:
@@ -69,7 +55,7 @@ async def test_needle_in_2mb_through_the_gateway(make_stack: MakeStack, web_dir:
     )
     gateway = await gateway_for(stack, web_dir)
     events = await post(gateway, rlm_body(user(document), user("What is the password?")))
-    assert final_answer(events) == needle
+    assert answer_text(events) == needle
     assert steps(events, "output")[0]["stdout"] == needle + "\n"
     assert assert_ends_with_one_done(events)["usage"]["llm_calls"] == 2
 
@@ -93,7 +79,7 @@ async def test_map_reduce_through_the_gateway(make_stack: MakeStack, web_dir: st
     )
     gateway = await gateway_for(stack, web_dir)
     events = await post(gateway, rlm_body(user(document), user("How many times does 'word' occur?")))
-    assert final_answer(events) == str(document.count("word"))
+    assert answer_text(events) == str(document.count("word"))
     assert len(llm.subcall_prompts) == len(parts)
 
 
@@ -112,7 +98,7 @@ async def test_each_finishing_form_through_the_gateway(
     stack, _llm = await make_stack(["FINAL('no') is what I would say.", repl(code)])
     gateway = await gateway_for(stack, web_dir)
     events = await post(gateway, rlm_body(user("Well?")))
-    assert final_answer(events) == "yes"
+    assert answer_text(events) == "yes"
     assert [e["status"] for e in events if "status" in e] == ["RLM iteration 1/6", "RLM iteration 2/6"]
 
 
@@ -124,7 +110,7 @@ async def test_forced_answer_and_timeouts_through_the_gateway(make_stack: MakeSt
     )
     gateway = await gateway_for(stack, web_dir)
     forced = await post(gateway, rlm_body(user("Anything?")))
-    assert "Best answer forced after 1 RLM turns" in final_answer(forced)
+    assert "Best answer forced after 1 RLM turns" in answer_text(forced)
     assert assert_ends_with_one_done(forced)["finish_reason"] == "length"
     timed_out = await post(gateway, rlm_body(user("Sleep?")))
     assert [e["code"] for e in timed_out if "error" in e] == ["cell_timeout"]
@@ -140,11 +126,7 @@ async def test_leaving_the_gateway_kills_the_sandbox_and_frees_the_token(
     response = await gateway.post(
         "/api/chat/stream", json=rlm_body(user("Wait.")), headers={"X-RLM-Passcode": PASSCODE}
     )
-    decoder = SSEDecoder()
-    seen: list[dict] = []
-    async with asyncio.timeout(15):
-        while not any(e.get("rlm", {}).get("kind") == "code" for e in seen):
-            seen.extend(json.loads(p) for p in decoder.feed(await response.content.readany()))
+    await EventReader(response, seconds=15).until(is_code_step)
     response.close()
     await wait_until(lambda: sandbox_gone(stack.sandboxes.created[0]))
     await wait_until(lambda: stack.holds_tokens(0))

@@ -12,22 +12,14 @@ from rlm_service.app import CHAT_LOG
 
 from tests.fakes.openai_upstream import Reply
 from tests.rlm.conftest import MakeStack
-from tests.rlm.harness import (
-    assert_ends_with_one_done,
-    final_answer,
-    repl,
-    sandbox_gone,
-    steps,
-    wait_until,
-)
+from tests.rlm.harness import repl, sandbox_gone, steps
+from tests.support.messages import user
+from tests.support.polling import wait_until
+from tests.support.sse import answer_text, assert_ends_with_one_done
 
 pytestmark = pytest.mark.timeout(60)
 
 USAGE_PER_CALL = 12  # the fake upstream's default usage: 5 prompt + 7 completion tokens
-
-
-def user(text: str) -> dict[str, str]:
-    return {"role": "user", "content": text}
 
 
 async def test_needle_in_a_2mb_context_is_found_by_code_that_searches_context(make_stack: MakeStack) -> None:
@@ -50,7 +42,7 @@ async def test_needle_in_a_2mb_context_is_found_by_code_that_searches_context(ma
     )
     events = await stack.stream([user(document), user("What is the vault access code?")])
 
-    assert final_answer(events) == f"The vault access code is {needle}."
+    assert answer_text(events) == f"The vault access code is {needle}."
     # The model saw the real output of its search, not the whole context.
     assert needle in llm.feedback(3)
     assert all(len(json_text(r)) < 100_000 for r in llm.root_requests)
@@ -98,7 +90,7 @@ async def test_map_reduce_over_chunks_with_llm_query_batched_sums_sub_answers(ma
     ]
     events = await stack.stream([*history, user("How many apples are mentioned?")])
 
-    assert final_answer(events) == f"There are {expected} apples."
+    assert answer_text(events) == f"There are {expected} apples."
     assert len(llm.subcall_prompts) == len(notes)
     subcalls = steps(events, "subcall")
     assert len(subcalls) == 1 and subcalls[0]["count"] == len(notes) and "ms" in subcalls[0]
@@ -122,7 +114,7 @@ async def test_each_finishing_form_in_code_sets_the_answer(
 ) -> None:
     stack, _llm = await make_stack([repl(finishing_code)])
     events = await stack.stream([user("What is six times seven, in words?")])
-    assert final_answer(events) == "forty-two"
+    assert answer_text(events) == "forty-two"
     assert assert_ends_with_one_done(events)["finish_reason"] == "stop"
     assert steps(events, "final")[0]["forced"] is False
 
@@ -135,7 +127,7 @@ async def test_final_written_in_prose_is_never_taken(make_stack: MakeStack) -> N
         ]
     )
     events = await stack.stream([user("Which is it?")])
-    assert final_answer(events) == "right"
+    assert answer_text(events) == "right"
     assert "nothing was taken as the answer" in llm.feedback(2)
     assert len(llm.root_requests) == 2
 
@@ -145,7 +137,7 @@ async def test_output_the_model_invents_after_its_code_block_is_ignored(make_sta
     invented = repl("x = 6 * 7\nprint(x)") + "Output:\n```text\n41\n```\nSo FINAL(41)."
     stack, llm = await make_stack([invented, repl("FINAL(str(x))")], honour_stop=False)
     events = await stack.stream([user("Six times seven?")])
-    assert final_answer(events) == "42"
+    assert answer_text(events) == "42"
     assert "42" in llm.feedback(2)
     assert llm.root_requests[0]["stop"] == ["\n```\n"]
 
@@ -155,7 +147,7 @@ async def test_generation_is_stopped_at_the_end_of_the_code_block(make_stack: Ma
         [repl("print('real output')") + "REPL output:\n```text\ninvented\n```\n", repl("FINAL('done')")]
     )
     events = await stack.stream([user("Go.")])
-    assert final_answer(events) == "done"
+    assert answer_text(events) == "done"
     reasoning = "".join(s.get("delta", "") for s in steps(events, "reasoning") if s["iteration"] == 1)
     assert "invented" not in reasoning and "invented" not in llm.feedback(2)
     assert "real output" in llm.feedback(2)
@@ -176,7 +168,7 @@ async def test_steps_trace_reasoning_code_and_output_with_timing(make_stack: Mak
 async def test_hidden_thinking_sends_no_reasoning_steps(make_stack: MakeStack) -> None:
     stack, _llm = await make_stack([repl("FINAL('ok')")])
     events = await stack.stream([user("Hi")], show_rlm_thinking=False)
-    assert final_answer(events) == "ok"
+    assert answer_text(events) == "ok"
     assert steps(events, "reasoning") == []
     assert steps(events, "code")
 
@@ -184,7 +176,7 @@ async def test_hidden_thinking_sends_no_reasoning_steps(make_stack: MakeStack) -
 async def test_errors_in_a_cell_go_back_to_the_model_readably(make_stack: MakeStack) -> None:
     stack, llm = await make_stack([repl("1 / 0"), repl("FINAL('recovered')")])
     events = await stack.stream([user("Try.")])
-    assert final_answer(events) == "recovered"
+    assert answer_text(events) == "recovered"
     assert "ZeroDivisionError" in llm.feedback(2)
     assert steps(events, "output")[0]["error"].startswith("ZeroDivisionError")
 
@@ -200,7 +192,7 @@ async def test_an_oversized_subcall_prompt_is_refused_inside_the_repl_and_the_jo
         rlm_max_subcall_chars=1000,
     )
     events = await stack.stream([user("Ask.")])
-    assert final_answer(events) == "split it"
+    assert answer_text(events) == "split it"
     assert llm.subcall_prompts == []
     assert "refused:" in llm.feedback(2) and "5,000 characters" in llm.feedback(2)
 
@@ -213,7 +205,7 @@ async def test_max_iterations_asks_once_for_a_best_answer_and_says_it_was_forced
         rlm_max_iterations=2,
     )
     events = await stack.stream([user("Guess a number.")])
-    answer = final_answer(events)
+    answer = answer_text(events)
     assert answer.startswith("*(Best answer forced after 2 RLM turns") and answer.endswith(
         "My best guess is 7."
     )

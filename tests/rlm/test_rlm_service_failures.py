@@ -3,26 +3,18 @@ sandbox is gone and the token back, every time."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
-from tinychat_common.sse import SSEDecoder
 
 from tests.fakes.openai_upstream import Reply, openai_error
 from tests.rlm.conftest import MakeStack
-from tests.rlm.harness import (
-    assert_ends_with_one_done,
-    repl,
-    sandbox_gone,
-    wait_until,
-)
+from tests.rlm.harness import repl, sandbox_gone
+from tests.support.messages import user
+from tests.support.polling import wait_until
+from tests.support.sse import EventReader, assert_ends_with_one_done, is_code_step
 
 pytestmark = pytest.mark.timeout(60)
-
-
-def user(text: str) -> dict[str, str]:
-    return {"role": "user", "content": text}
 
 
 def error_of(events: list[dict]) -> dict:
@@ -65,11 +57,7 @@ async def test_cell_timeout_ends_with_a_readable_error_and_kills_the_sandbox(mak
 async def test_disconnect_kills_the_sandbox_and_releases_the_token(make_stack: MakeStack) -> None:
     stack, _llm = await make_stack([repl("import time\ntime.sleep(30)")], rlm_cell_timeout=60)
     response = await stack.client.post("/v1/rlm/stream", json={"messages": [user("Sleep.")]})
-    decoder = SSEDecoder()
-    seen: list[dict] = []
-    async with asyncio.timeout(15):
-        while not any(e.get("rlm", {}).get("kind") == "code" for e in seen):
-            seen.extend(json.loads(p) for p in decoder.feed(await response.content.readany()))
+    await EventReader(response, seconds=15).until(is_code_step)
     assert await stack.tokens_in_use() == 1
     sandbox = stack.sandboxes.created[0]
     assert sandbox.alive
@@ -124,7 +112,8 @@ async def test_rlm_disabled_is_a_readable_503_and_config_says_so(make_stack: Mak
 async def test_config_reports_what_the_gateway_needs(make_stack: MakeStack, backend: str) -> None:
     stack, _llm = await make_stack([], rlm_max_iterations=7, rlm_timeout=45)
     config = await (await stack.client.get("/v1/rlm/config")).json()
-    assert config == {"enabled": True, "max_iterations": 7, "timeout": 45.0, "sandbox": backend}
+    expected = {"enabled": True, "problem": None, "max_iterations": 7, "timeout": 45.0, "sandbox": backend}
+    assert config == expected
 
 
 async def test_model_api_failure_is_a_readable_error_and_the_sandbox_is_killed(make_stack: MakeStack) -> None:

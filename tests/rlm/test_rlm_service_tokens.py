@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import pytest
 import redis.asyncio as redis
-from tinychat_common.sse import SSEDecoder
 
-from tests.redis.server import Redis, RedisServer, free_port
+from tests.redis.server import Redis, RedisServer
 from tests.rlm.conftest import MakeStack
-from tests.rlm.harness import RlmStack, assert_ends_with_one_done, read_events, repl, sandbox_gone, wait_until
+from tests.rlm.harness import RlmStack, repl, sandbox_gone
+from tests.support.net import free_port
+from tests.support.polling import wait_until
+from tests.support.sse import EventReader, assert_ends_with_one_done, is_code_step, read_events
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(60)]
 
@@ -73,14 +74,10 @@ async def test_redis_stopped_mid_job_ends_it_with_a_readable_error(
         rlm_cell_timeout=60,
     )
     async with stack.client.post("/v1/rlm/stream", json=question()) as response:
-        decoder = SSEDecoder()
-        events: list[dict] = []
-        async with asyncio.timeout(20):
-            while not any(e.get("rlm", {}).get("kind") == "code" for e in events):
-                events.extend(json.loads(p) for p in decoder.feed(await response.content.readany()))
-            await any_redis.stop()
-            async for chunk in response.content.iter_any():
-                events.extend(json.loads(p) for p in decoder.feed(chunk))
+        reader = EventReader(response, seconds=20)
+        await reader.until(is_code_step)
+        await any_redis.stop()
+        events = await reader.to_the_end()
     error = next(e for e in events if "error" in e)
     assert error["code"] == "token_lost"
     assert "Redis" in error["error"]
@@ -108,11 +105,7 @@ async def test_disconnect_gives_the_redis_token_back(
         [repl("import time\ntime.sleep(30)")], redis_url=redis_server.url, rlm_cell_timeout=60
     )
     response = await stack.client.post("/v1/rlm/stream", json=question())
-    decoder = SSEDecoder()
-    seen: list[dict] = []
-    async with asyncio.timeout(15):
-        while not any(e.get("rlm", {}).get("kind") == "code" for e in seen):
-            seen.extend(json.loads(p) for p in decoder.feed(await response.content.readany()))
+    await EventReader(response, seconds=15).until(is_code_step)
     assert await tokens_in_redis(redis_server.url) == 1
     response.close()
     await wait_until(lambda: sandbox_gone(stack.sandboxes.created[0]))

@@ -23,6 +23,7 @@ from tinychat_gateway.config import GatewaySettings
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import FakeServer
+from tests.support.net import serve_app
 
 T = TypeVar("T")
 START_TIMEOUT = 20
@@ -110,13 +111,7 @@ class Stack:
         return self.call(wrapper())
 
     async def _serve(self, app: web.Application) -> str:
-        runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self.runners.append(runner)
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return f"http://127.0.0.1:{port}"
+        return await serve_app(app, self.runners)
 
     async def _start(self) -> None:
         self.upstream = await FakeOpenAI(models=["fake-model", "fake-vision"]).start()
