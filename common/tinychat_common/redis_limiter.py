@@ -31,10 +31,14 @@ log = logging.getLogger("tinychat.redis_limiter")
 
 KEY_PREFIX = "tinychat:tokens:"
 
-# KEYS[1] the token set; ARGV: token, limit, lease in ms. Returns 1 when taken, 0 when full.
-_ACQUIRE = """
+# Redis server time in ms: every replica measures leases by the same clock.
+_NOW_MS = """
 local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+"""
+
+# KEYS[1] the token set; ARGV: token, limit, lease in ms. Returns 1 when taken, 0 when full.
+_ACQUIRE = _NOW_MS + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
   return 0
@@ -45,9 +49,7 @@ return 1
 """
 
 # Extends a lease that is still alive; 0 when the token is gone (expired and dropped).
-_RENEW = """
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+_RENEW = _NOW_MS + """
 local expires = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not expires or tonumber(expires) <= now_ms then
   redis.call('ZREM', KEYS[1], ARGV[1])
@@ -58,9 +60,7 @@ redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
 return 1
 """
 
-_IN_USE = """
-local now = redis.call('TIME')
-local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+_IN_USE = _NOW_MS + """
 return redis.call('ZCOUNT', KEYS[1], '(' .. now_ms, '+inf')
 """
 
