@@ -38,7 +38,9 @@ local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 """
 
 # KEYS[1] the token set; ARGV: token, limit, lease in ms. Returns 1 when taken, 0 when full.
-_ACQUIRE = _NOW_MS + """
+_ACQUIRE = (
+    _NOW_MS
+    + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
   return 0
@@ -47,9 +49,12 @@ redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[3]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[3]))
 return 1
 """
+)
 
 # Extends a lease that is still alive; 0 when the token is gone (expired and dropped).
-_RENEW = _NOW_MS + """
+_RENEW = (
+    _NOW_MS
+    + """
 local expires = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not expires or tonumber(expires) <= now_ms then
   redis.call('ZREM', KEYS[1], ARGV[1])
@@ -59,10 +64,14 @@ redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
 return 1
 """
+)
 
-_IN_USE = _NOW_MS + """
+_IN_USE = (
+    _NOW_MS
+    + """
 return redis.call('ZCOUNT', KEYS[1], '(' .. now_ms, '+inf')
 """
+)
 
 LostCallback = Callable[[str], None]
 

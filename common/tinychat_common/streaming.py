@@ -19,6 +19,7 @@ from aiohttp import web
 from . import sse
 from .errors import TinyChatError
 from .events import Done, Error, Event
+from .metrics import METRICS
 
 log = logging.getLogger("tinychat.stream")
 
@@ -55,6 +56,7 @@ class EventStream:
         self._keepalive_timer: asyncio.TimerHandle | None = None
         self._keepalive_write: asyncio.Task[None] | None = None
         self._closed = False
+        self._counted = False
 
     async def start(self) -> None:
         await self.response.prepare(self.request)
@@ -64,6 +66,10 @@ class EventStream:
         if open_streams is None:
             open_streams = self.request.app.setdefault(OPEN_STREAMS, weakref.WeakSet())
         open_streams.add(self)
+        metrics = self.request.app.get(METRICS)
+        if metrics is not None:
+            metrics.active_streams.inc()
+            self._counted = True
 
     async def write(self, data: bytes) -> None:
         self._last_write = self._loop.time()
@@ -93,6 +99,8 @@ class EventStream:
         open_streams = self.request.app.get(OPEN_STREAMS)
         if open_streams is not None:
             open_streams.discard(self)
+        if self._counted:
+            self.request.app[METRICS].active_streams.dec()
         with contextlib.suppress(ClientGone):
             await self.response.write_eof()
 

@@ -117,7 +117,6 @@ async def relay_events(
     stream = RelayStream(request, response)
     await stream.start()
     deadline = ReadDeadline(response.close, idle_timeout, idle_timeout) if idle_timeout else None
-    metrics.active_streams.inc()
     last_frames = b""
     pending = bytearray()
     frames = 0
@@ -164,7 +163,6 @@ async def relay_events(
             deadline.cancel()
             if deadline.expired and not stream.cut:
                 failure = ServiceStalled(service)
-        metrics.active_streams.dec()
         metrics.frames_relayed.labels(service).inc(frames)
         metrics.bytes_relayed.labels(service).inc(relayed)
         if client_gone or stream.cut or ends_with_done(last_frames):
@@ -176,12 +174,14 @@ async def relay_events(
 async def _finish(
     stream: RelayStream, failure: TinyChatError | None, service: str, metrics: GatewayMetrics
 ) -> None:
-    if not stream.done_sent:
-        failure = failure or ServiceInterrupted(service)
-        kind = "timeout" if isinstance(failure, ServiceStalled) else "interrupted"
-        metrics.downstream_errors.labels(service, kind).inc()
-        await stream.fail(failure.message, failure.code)
-    await stream.close()
+    try:
+        if not stream.done_sent:
+            failure = failure or ServiceInterrupted(service)
+            kind = "timeout" if isinstance(failure, ServiceStalled) else "interrupted"
+            metrics.downstream_errors.labels(service, kind).inc()
+            await stream.fail(failure.message, failure.code)
+    finally:
+        await stream.close()
 
 
 def _take_complete_frames(pending: bytearray) -> bytes:

@@ -8,7 +8,6 @@ from tinychat_common.metrics import ServiceMetrics
 
 class GatewayMetrics:
     def __init__(self, base: ServiceMetrics) -> None:
-        self.active_streams = base.active_streams
         self.frames_relayed: Counter = base.counter(
             "tinychat_gateway_relayed_frames",
             "SSE frames (events and keepalives) relayed from the services to clients.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 
@@ -9,6 +10,7 @@ import pytest
 from aiohttp import web
 from tinychat_common.errors import TinyChatError, UpstreamTimeout
 from tinychat_common.events import Content, Done, Error, Event
+from tinychat_common.metrics import METRICS
 from tinychat_common.service import base_app
 from tinychat_common.settings import ServiceSettings
 from tinychat_common.sse import SSEDecoder
@@ -98,3 +100,28 @@ async def test_a_bug_shows_a_generic_error_and_no_internals(aiohttp_client):
     events = await stream_of(aiohttp_client, fails_with_a_bug)
     assert events[-2] == {"error": TinyChatError.default_message, "code": "internal_error"}
     assert "passwd" not in json.dumps(events)
+
+
+async def test_open_streams_are_counted_in_the_active_streams_gauge(aiohttp_client) -> None:
+    app = base_app(ServiceSettings(), "test")
+    release = asyncio.Event()
+
+    async def held_open() -> AsyncIterator[Event]:
+        yield Content("a")
+        await release.wait()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await serve_events(request, held_open())
+
+    app.router.add_get("/s", handler)
+    client = await aiohttp_client(app)
+
+    def active() -> float:
+        return app[METRICS].active_streams._value.get()
+
+    response = await client.get("/s")
+    await response.content.readuntil(b"\n\n")
+    assert active() == 1
+    release.set()
+    await response.read()
+    assert active() == 0
