@@ -204,6 +204,9 @@ def test_rlm_needs_the_passcode_and_shows_its_trace(page, stack, watch):
     page.locator("#dialog-error", has_text="not right").wait_for()
     page.fill("#dialog-input", "open-sesame")
     page.click("#dialog-ok")
+    # The passcode is checked with the server before the dialog closes; until then the
+    # page behind the modal dialog takes no input.
+    page.locator("#dialog").wait_for(state="hidden")
     assert toggle.is_checked()
 
     send(page, "How long is this?")
