@@ -26,6 +26,7 @@ import asyncio
 import os
 import statistics
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -400,53 +401,28 @@ def fmt(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+# (label, how one mode's results show in that row)
+TABLE_ROWS: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
+    ("frame interval p50 (ms)", lambda r: fmt(r["frame_p50_ms"])),
+    ("frame interval p99 (ms)", lambda r: fmt(r["frame_p99_ms"])),
+    ("frame interval max (ms)", lambda r: fmt(r["frame_max_ms"])),
+    ("long tasks per answer", lambda r: fmt(r["long_tasks_per_run"], 0)),
+    ("long-task total (ms)", lambda r: fmt(r["long_task_ms_per_run"], 0)),
+    (
+        "  first / last quarter (ms)",
+        lambda r: f"{r['long_task_first_quarter_ms']:.0f} / {r['long_task_last_quarter_ms']:.0f}",
+    ),
+    ("main thread: script (s)", lambda r: fmt(r["main_thread_script_s"], 2)),
+    ("main thread: layout+style (s)", lambda r: fmt(r["main_thread_layout_s"], 2)),
+    ("renders / frames", lambda r: f"{r['renders_per_run']:.0f} / {r['frames_per_run']:.0f}"),
+    ("first token -> rendered (s)", lambda r: fmt(r["first_token_to_rendered_s"], 2)),
+    ("last byte -> rendered (ms)", lambda r: fmt(r["last_byte_to_rendered_ms"])),
+]
+
+
 def table(plain: dict[str, Any], markdown: dict[str, Any], checks: list[dict[str, Any]]) -> str:
-    rows = [
-        ("", "plain (baseline)", "markdown"),
-        ("frame interval p50 (ms)", fmt(plain["frame_p50_ms"]), fmt(markdown["frame_p50_ms"])),
-        ("frame interval p99 (ms)", fmt(plain["frame_p99_ms"]), fmt(markdown["frame_p99_ms"])),
-        ("frame interval max (ms)", fmt(plain["frame_max_ms"]), fmt(markdown["frame_max_ms"])),
-        (
-            "long tasks per answer",
-            fmt(plain["long_tasks_per_run"], 0),
-            fmt(markdown["long_tasks_per_run"], 0),
-        ),
-        (
-            "long-task total (ms)",
-            fmt(plain["long_task_ms_per_run"], 0),
-            fmt(markdown["long_task_ms_per_run"], 0),
-        ),
-        (
-            "  first / last quarter (ms)",
-            f"{plain['long_task_first_quarter_ms']:.0f} / {plain['long_task_last_quarter_ms']:.0f}",
-            f"{markdown['long_task_first_quarter_ms']:.0f} / {markdown['long_task_last_quarter_ms']:.0f}",
-        ),
-        (
-            "main thread: script (s)",
-            fmt(plain["main_thread_script_s"], 2),
-            fmt(markdown["main_thread_script_s"], 2),
-        ),
-        (
-            "main thread: layout+style (s)",
-            fmt(plain["main_thread_layout_s"], 2),
-            fmt(markdown["main_thread_layout_s"], 2),
-        ),
-        (
-            "renders / frames",
-            f"{plain['renders_per_run']:.0f} / {plain['frames_per_run']:.0f}",
-            f"{markdown['renders_per_run']:.0f} / {markdown['frames_per_run']:.0f}",
-        ),
-        (
-            "first token -> rendered (s)",
-            fmt(plain["first_token_to_rendered_s"], 2),
-            fmt(markdown["first_token_to_rendered_s"], 2),
-        ),
-        (
-            "last byte -> rendered (ms)",
-            fmt(plain["last_byte_to_rendered_ms"]),
-            fmt(markdown["last_byte_to_rendered_ms"]),
-        ),
-    ]
+    rows = [("", "plain (baseline)", "markdown")]
+    rows += [(label, show(plain), show(markdown)) for label, show in TABLE_ROWS]
     lines = [f"{a:<31}{b:>18}{c:>14}" for a, b, c in rows]
     lines += [
         f"{'PASS' if c['passed'] else 'FAIL'}  {c['what']}: {c['measured']} (target {c['target']})"
