@@ -83,6 +83,23 @@ def test_every_compose_default_is_accepted_by_its_service(compose: dict[str, Any
         settings(**values)  # raises ValidationError on a default the service refuses
 
 
+# What compose sets itself, for the wiring between containers, rather than passing through.
+WIRED_BY_COMPOSE = {"HOST", "PORT", "WEB_DIR", "CHAT_SERVICE_URL", "IMAGE_SERVICE_URL", "RLM_SERVICE_URL"}
+WIRED_BY_COMPOSE |= {"DEMO_HOST", "DEMO_PORT"}
+
+
+def test_every_setting_a_service_reads_is_passed_through_with_its_default(compose: dict[str, Any]) -> None:
+    for name, settings in SETTINGS.items():
+        given = environment(compose, name)
+        for field in settings.model_fields:
+            variable = field.upper()
+            if variable in WIRED_BY_COMPOSE:
+                continue
+            assert variable in given, f"compose.yaml does not pass {variable} to {name}"
+            match = PASSED_THROUGH.match(given[variable])
+            assert match and match["name"] == variable, f"{name}: {variable} is not ${{{variable}:-…}}"
+
+
 def test_chat_uses_the_demo_model_when_nothing_is_configured(compose: dict[str, Any]) -> None:
     chat = environment(compose, "chat-service")
     assert chat["OPENAI_API_URL"] == "${OPENAI_API_URL:-http://demo-model:8010/v1}"
