@@ -107,6 +107,10 @@ def image_metrics(app: web.Application) -> ImageMetrics:
             ["provider"],
             buckets=_DURATION_BUCKETS,
         ),
+        tokens_in_use=metrics.gauge(
+            "tinychat_image_tokens_in_use",
+            "Generation slots (concurrency tokens) this replica holds right now.",
+        ),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from tinychat_common.chatlog import ChatLog
 from tinychat_common.limiter import ConcurrencyLimiter
 
@@ -14,9 +14,10 @@ from .providers import ImageProvider
 
 
 class ImageMetrics:
-    def __init__(self, generations: Counter, seconds: Histogram) -> None:
+    def __init__(self, generations: Counter, seconds: Histogram, tokens_in_use: Gauge) -> None:
         self.generations = generations
         self.seconds = seconds
+        self.tokens_in_use = tokens_in_use
 
 
 SETTINGS = web.AppKey("image_settings", ImageSettings)

@@ -51,7 +51,12 @@ async def stream_image(request: web.Request) -> web.StreamResponse:
     # (the gateway passes it on as it is, Retry-After included).
     try:
         async with slot(request.app[LIMITER]):
-            return await serve_events(request, image_events(request.app, provider, prompt))
+            in_use = request.app[IMAGE_METRICS].tokens_in_use
+            in_use.inc()
+            try:
+                return await serve_events(request, image_events(request.app, provider, prompt))
+            finally:
+                in_use.dec()
     except Busy as exc:
         return exc.to_response(headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
 

@@ -80,6 +80,8 @@ async def test_over_the_concurrency_cap_is_busy_at_once(
         await asyncio.sleep(0.02)
     await asyncio.sleep(0.05)
     assert [h["prompt"] for h in fake_swarmui.history] == ["slow 0", "slow 1"]
+    metrics = await (await client.get("/metrics")).text()
+    assert "tinychat_image_tokens_in_use 2.0" in metrics
 
     holders[0].close()  # one slot comes free once its client leaves
     for _ in range(100):
