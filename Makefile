@@ -35,8 +35,11 @@ web: web/node_modules/.installed
 run: $(RUN_STAMP) web
 	$(PY) -m tinychat_demo.stack
 
+# The browser tests run in a pytest of their own: Playwright's sync API keeps an event loop
+# running for the whole session, which the asyncio tests must not share.
 test: $(DEV_STAMP) web
-	$(PY) -m pytest -q -m "not e2e"
+	$(PY) -m pytest -q -m "not e2e and not browser"
+	$(PY) -m pytest -q -m "browser and not e2e"
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .

@@ -3,7 +3,11 @@ exactly like the same text rendered in one go, at every step of the stream."""
 
 from __future__ import annotations
 
+import pytest
+
 from .helpers import open_app
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(60)]
 
 # Pieces chosen for the places where a later line changes an earlier block: lists that go
 # on after a blank line, setext headings, tables, fences, display math over blank lines,

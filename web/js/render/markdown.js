@@ -10,7 +10,7 @@ import { Marked } from "/vendor/marked/lib/marked.esm.js";
 import DOMPurify from "/vendor/dompurify/dist/purify.es.mjs";
 import { lexGrowing } from "./blocks.js";
 import { codeBlockHtml, enhanceCodeBlocks, escapeHtml } from "./code.js";
-import { mathExtensions } from "./math.js";
+import { collectFormulas, mathExtensions, renderMath } from "./math.js";
 
 const markdown = new Marked({ gfm: true, breaks: false });
 markdown.use({
@@ -49,16 +49,48 @@ DOMPurify.addHook("afterSanitizeAttributes", (node) => {
   }
 });
 
+// Sanitised nodes, not HTML: writing them out and parsing that again costs time on every frame.
+const SANITIZE_TO_NODES = { ...SANITIZE_OPTIONS, RETURN_DOM_FRAGMENT: true };
+const FORMULAS_KEPT = 500;
+const sanitizedFormulas = new Map(); // "d|i" + TeX → its sanitised nodes, least recently used first
+
 export function sanitize(html) {
   return DOMPurify.sanitize(html, SANITIZE_OPTIONS);
 }
 
-function blockElement(token, links) {
+function formulaNodes({ tex, displayMode }) {
+  const key = (displayMode ? "d" : "i") + tex;
+  let nodes = sanitizedFormulas.get(key);
+  if (nodes) {
+    sanitizedFormulas.delete(key);
+  } else {
+    nodes = DOMPurify.sanitize(renderMath(tex, displayMode), SANITIZE_TO_NODES);
+    if (sanitizedFormulas.size >= FORMULAS_KEPT) sanitizedFormulas.delete(sanitizedFormulas.keys().next().value);
+  }
+  sanitizedFormulas.set(key, nodes);
+  return nodes.cloneNode(true);
+}
+
+// The same nodes as sanitising the block with its formulas in place: DOMPurify judges each
+// element and attribute on its own, and KaTeX's output is phrasing content wherever it sits.
+function sanitizedBlock(token, links) {
   const list = [token];
   list.links = links;
+  const { html, formulas, slotClass } = collectFormulas(() => markdown.parser(list));
+  const nodes = DOMPurify.sanitize(html, SANITIZE_TO_NODES);
+  if (formulas.length === 0) return nodes;
+  for (const slot of nodes.querySelectorAll(`i.${slotClass}`)) {
+    const formula = formulas[Number(slot.title)];
+    if (formula) slot.replaceWith(formulaNodes(formula));
+    else slot.remove();
+  }
+  return nodes;
+}
+
+function blockElement(token, links) {
   const element = document.createElement("div");
   element.className = "md-block";
-  element.innerHTML = sanitize(markdown.parser(list));
+  element.append(sanitizedBlock(token, links));
   enhanceCodeBlocks(element);
   return element;
 }
@@ -87,6 +119,26 @@ export function renderMarkdownInto(container, text) {
   }
   while (container.children.length > blocks.length) container.lastElementChild.remove();
   rendered.set(container, { lexed, sources: current, linksKey });
+}
+
+// A page's first answer would otherwise pay on its first frames for the browser compiling
+// the renderer (marked, KaTeX, DOMPurify): a short sample is streamed into a detached element
+// in idle time, one step per idle callback, so nothing the user does has to wait for it.
+const WARM_UP_SAMPLE =
+  "## A heading\n\nSome *text* with $x^2$, \\(y_1\\) and `code`.\n\n" +
+  "- an item with $a + b$\n- another with \\(c^2\\)\n\n1. one\n2. two\n\n" +
+  "$$\n\\sum_{k=1}^{n} k = \\frac{n(n+1)}{2}\n$$\n\n| a | b |\n|---|---|\n| 1 | $z$ |\n\n> a quote\n";
+const WARM_UP_STEPS = 12;
+
+export function warmUpRenderer(whenIdle = (step) => setTimeout(step, 50)) {
+  const scratch = document.createElement("div");
+  let step = 0;
+  const next = () => {
+    step++;
+    renderMarkdownInto(scratch, WARM_UP_SAMPLE.slice(0, Math.ceil((WARM_UP_SAMPLE.length * step) / WARM_UP_STEPS)));
+    if (step < WARM_UP_STEPS) whenIdle(next);
+  };
+  whenIdle(next);
 }
 
 export function renderPlainInto(container, text) {

@@ -13,6 +13,29 @@ export function renderMath(tex, displayMode) {
   return katex.renderToString(tex, { displayMode, throwOnError: false, output: "htmlAndMathml", strict: "ignore" });
 }
 
+// Sanitising KaTeX's output (a few dozen elements per formula) is most of the cost of
+// rendering a block, and while an answer streams its last block is rendered again on every
+// frame with the same formulas. So a block can be parsed with each formula left as an empty
+// slot (collectFormulas), for markdown.js to fill with nodes it sanitised once per formula.
+// The slot's class carries a random part: model output cannot name one.
+const SLOT_CLASS = `math-slot-${crypto.getRandomValues(new Uint32Array(2)).join("")}`;
+let collecting = null; // the formulas of the block being parsed, in slot order
+
+export function collectFormulas(parse) {
+  collecting = [];
+  try {
+    return { html: parse(), formulas: collecting, slotClass: SLOT_CLASS };
+  } finally {
+    collecting = null;
+  }
+}
+
+function formulaHtml(tex, displayMode) {
+  if (!collecting) return renderMath(tex, displayMode);
+  collecting.push({ tex, displayMode });
+  return `<i class="${SLOT_CLASS}" title="${collecting.length - 1}"></i>`;
+}
+
 function findClosingDollar(src, from) {
   for (let i = from; i < src.length; i++) {
     const ch = src[i];
@@ -58,7 +81,7 @@ export const mathExtensions = [
       return { type: "blockMath", raw: match[0], text: match[1].trim() };
     },
     renderer(token) {
-      return `<div class="math-display">${renderMath(token.text, true)}</div>\n`;
+      return `<div class="math-display">${formulaHtml(token.text, true)}</div>\n`;
     },
   },
   {
@@ -78,7 +101,7 @@ export const mathExtensions = [
     },
     renderer(token) {
       const cls = token.display ? "math-display" : "math-inline";
-      return `<span class="${cls}">${renderMath(token.text, token.display)}</span>`;
+      return `<span class="${cls}">${formulaHtml(token.text, token.display)}</span>`;
     },
   },
 ];

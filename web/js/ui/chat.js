@@ -2,7 +2,7 @@
 // its element is re-rendered at most once per animation frame, however fast events come.
 
 import { copyText } from "../render/code.js";
-import { renderMarkdownInto, renderPlainInto } from "../render/markdown.js";
+import { renderMarkdownInto, renderPlainInto, warmUpRenderer } from "../render/markdown.js";
 import { byId, el, iconButton } from "./dom.js";
 import { imageFigure, progressFrom } from "./images.js";
 import { renderTrace, traceSignature } from "./rlm.js";
@@ -54,6 +54,8 @@ export class ChatView {
       this.stickToBottom = gap < NEAR_BOTTOM_PX;
     });
     this.list.addEventListener("click", (event) => this.onClick(event));
+    if (window.requestIdleCallback) warmUpRenderer((step) => requestIdleCallback(step, { timeout: 2000 }));
+    else warmUpRenderer();
   }
 
   show(conversationId) {
