@@ -37,6 +37,11 @@ WARMUP_STREAMS = 20
 # event: per-event CPU is shown only for runs with this many deltas.
 MIN_DELTAS_FOR_CPU = 10_000
 PROMPT = [{"role": "user", "content": "Say something long."}]
+# At this level the table also shows two chained reference hops of each kind
+# (bench/reference_hops.py): what two hops cost before any code of ours runs.
+REFERENCE_LEVEL = 100
+REFERENCE_PATHS = {"tcp_x2": "tcp", "aiohttp_x2": "aiohttp"}
+PATH_LABELS = {"direct": "direct", "two_hop": "two-hop", "tcp_x2": "tcp x2", "aiohttp_x2": "aiohttp x2"}
 
 
 class BenchError(RuntimeError):
@@ -59,6 +64,12 @@ def direct_spec(stack: Stack, streams: int, rounds: int, chunks: int) -> LoadSpe
 def two_hop_spec(stack: Stack, streams: int, rounds: int, chunks: int) -> LoadSpec:
     body = {"model": MODEL, "messages": PROMPT}
     return LoadSpec(stack.gateway_url, body, "tinychat", streams, rounds=rounds, expected_deltas=chunks)
+
+
+def reference_spec(stack: Stack, kind: str, streams: int, rounds: int, chunks: int) -> LoadSpec:
+    spec = direct_spec(stack, streams, rounds, chunks)
+    spec.url = stack.reference_url(kind)
+    return spec
 
 
 async def run_loadgen(spec: LoadSpec) -> dict[str, Any]:
@@ -102,12 +113,20 @@ def best_run(runs: list[dict[str, Any]], streams: int) -> dict[str, Any]:
 
 
 async def measure_level(
-    stack: Stack, streams: int, rounds: int, chunks: int, repeats: int = 1
+    stack: Stack, streams: int, rounds: int, chunks: int, repeats: int = 1, *, references: bool = False
 ) -> dict[str, Any]:
-    runs: dict[str, list[dict[str, Any]]] = {"direct": [], "two_hop": []}
+    specs = {
+        "direct": direct_spec(stack, streams, rounds, chunks),
+        "two_hop": two_hop_spec(stack, streams, rounds, chunks),
+    }
+    if references:
+        for path, kind in REFERENCE_PATHS.items():
+            specs[path] = reference_spec(stack, kind, streams, rounds, chunks)
+    runs: dict[str, list[dict[str, Any]]] = {path: [] for path in specs}
     for _ in range(repeats):
-        runs["direct"].append(await measured_run(stack, direct_spec(stack, streams, rounds, chunks)))
-        runs["two_hop"].append(await measured_run(stack, two_hop_spec(stack, streams, rounds, chunks)))
+        # Interleaved, so that a disturbance on the machine hits every path alike.
+        for path, spec in specs.items():
+            runs[path].append(await measured_run(stack, spec))
     level: dict[str, Any] = {"streams": streams, "rounds": rounds, "repeats": repeats}
     for path, path_runs in runs.items():
         level[path] = best_run(path_runs, streams)
@@ -155,13 +174,22 @@ def evaluate(levels: dict[int, dict[str, Any]]) -> list[Check]:
 
 
 def cpu_per_event(side: dict[str, Any], path: str) -> str:
-    """Who burnt the CPU: on the direct path only the fake works; on the two-hop path
-    the gateway and chat-service are what we measure."""
+    """Who burnt the CPU: on the direct path only the fake works; on the others, the two
+    hops are what we measure."""
     spent = side.get("cpu_us_per_event", {})
     if side["deltas"] < MIN_DELTAS_FOR_CPU:
         return "-"
-    names = ("fake-upstream",) if path == "direct" else ("gateway", "chat-service")
-    return " ".join(f"{name.split('-')[0]} {spent[name]:.0f}" for name in names if name in spent)
+    kind = REFERENCE_PATHS.get(path)
+    if kind is not None:
+        names: tuple[str, ...] = (f"{kind}-hop-2", f"{kind}-hop-1")
+    elif path == "direct":
+        names = ("fake-upstream",)
+    else:
+        names = ("gateway", "chat-service")
+    shown = {"tcp-hop-2": "outer", "tcp-hop-1": "inner", "aiohttp-hop-2": "outer", "aiohttp-hop-1": "inner"}
+    return " ".join(
+        f"{shown.get(name, name.split('-')[0])} {spent[name]:.0f}" for name in names if name in spent
+    )
 
 
 def fmt_ratio(value: float | None) -> str:
@@ -172,25 +200,48 @@ def fmt_ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} ms"
 
 
+def reference_lines(levels: dict[int, dict[str, Any]]) -> list[str]:
+    """TTFT against direct for every path, at the level measured with reference hops."""
+    lines = []
+    for streams, level in sorted(levels.items()):
+        if not all(path in level for path in REFERENCE_PATHS):
+            continue
+        direct = ttft_p50(level["direct"])
+        parts = [
+            f"{PATH_LABELS[path]} {fmt_ratio(ratio(ttft_p50(level[path]), direct))}"
+            for path in (*REFERENCE_PATHS, "two_hop")
+        ]
+        lines.append(f"{streams} streams, TTFT p50 vs direct: " + ", ".join(parts))
+    if lines:
+        lines.append(
+            "  (tcp x2: two byte-for-byte asyncio proxies; aiohttp x2: two minimal aiohttp relays;"
+            " see bench/reference_hops.py)"
+        )
+    return lines
+
+
 def table(levels: dict[int, dict[str, Any]], checks: list[Check], chunks: int, interval: float) -> str:
     lines = [
         f"chat: {chunks} deltas {interval * 1000:.0f} ms apart per answer; "
         "TTFT = request sent -> first content event",
-        f"{'streams':>7}  {'path':<8} {'requests':>8} {'errors':>6} {'TTFT p50':>10} "
+        f"{'streams':>7}  {'path':<10} {'requests':>8} {'errors':>6} {'TTFT p50':>10} "
         f"{'TTFT p99':>10} {'stream p50':>10} {'events/s':>9} {'ratio':>6}  CPU µs/event",
     ]
     for streams, level in sorted(levels.items()):
-        for label, key in (("direct", "direct"), ("two-hop", "two_hop")):
+        for key, label in PATH_LABELS.items():
+            if key not in level:
+                continue
             side = level[key]
-            share = ratio(side["events_per_s"], level["direct"]["events_per_s"]) if key == "two_hop" else None
+            share = ratio(side["events_per_s"], level["direct"]["events_per_s"]) if key != "direct" else None
             lines.append(
-                f"{streams:>7}  {label:<8} {side['requests']:>8} {side['errors']:>6} "
+                f"{streams:>7}  {label:<10} {side['requests']:>8} {side['errors']:>6} "
                 f"{fmt_ms(side['ttft_ms']['p50']):>10} {fmt_ms(side['ttft_ms']['p99']):>10} "
                 f"{fmt_ms(side.get('stream_ms', {}).get('p50')):>10} {side['events_per_s']:>9.0f} "
                 f"{fmt_ratio(share) if share is not None else '':>6}  {cpu_per_event(side, key)}"
             )
             for sample in side.get("error_samples", [])[:2]:
                 lines.append(f"{'':>18}! {sample}")
+    lines.extend(reference_lines(levels))
     lines.append("targets (two-hop vs direct, same run):")
     for check in checks:
         verdict = "PASS" if check.passed else "FAIL"
@@ -223,10 +274,13 @@ def write_results(name: str, result: dict[str, Any]) -> str:
     return str(path)
 
 
-async def warm_up(stack: Stack, chunks: int) -> None:
+async def warm_up(stack: Stack, chunks: int, references: bool = False) -> None:
     """First requests pay for imports, connection pools and caches: not what we measure."""
     await run_loadgen(direct_spec(stack, WARMUP_STREAMS, 1, chunks))
     await run_loadgen(two_hop_spec(stack, WARMUP_STREAMS, 1, chunks))
+    if references:
+        for kind in REFERENCE_PATHS.values():
+            await run_loadgen(reference_spec(stack, kind, WARMUP_STREAMS, 1, chunks))
 
 
 async def main(
@@ -238,6 +292,8 @@ async def main(
     rounds: int | None = None,
     repeats: int | None = None,
     warmup: bool = True,
+    references: bool | None = None,
+    reference_level: int = REFERENCE_LEVEL,
     write: bool = True,
     echo: bool = True,
 ) -> dict[str, Any]:
@@ -246,13 +302,21 @@ async def main(
     repeats_for = QUICK_REPEATS if quick else FULL_REPEATS
     measured: dict[int, dict[str, Any]] = {}
     facts = host_facts()
-    async with Stack(chunks=chunks, interval=interval) as stack:
+    references = (not quick and reference_level in levels) if references is None else references
+    async with Stack(chunks=chunks, interval=interval, with_reference_hops=references) as stack:
         if warmup:
-            await warm_up(stack, chunks)
+            await warm_up(stack, chunks, references)
         for streams in levels:
             level_rounds = rounds if rounds is not None else rounds_for.get(streams, 1)
             level_repeats = repeats if repeats is not None else repeats_for.get(streams, 1)
-            measured[streams] = await measure_level(stack, streams, level_rounds, chunks, level_repeats)
+            measured[streams] = await measure_level(
+                stack,
+                streams,
+                level_rounds,
+                chunks,
+                level_repeats,
+                references=references and streams == reference_level,
+            )
     facts["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     checks = evaluate(measured)
     result = {
@@ -280,6 +344,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=INTERVAL, help="seconds between deltas")
     parser.add_argument("--rounds", type=int, default=None, help="requests per stream, one after another")
     parser.add_argument("--repeats", type=int, default=None, help="load runs per path; the best is kept")
+    parser.add_argument(
+        "--references",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"also measure reference hops at {REFERENCE_LEVEL} streams (default: unless --quick)",
+    )
     return parser.parse_args(argv)
 
 
@@ -294,6 +364,7 @@ if __name__ == "__main__":
             interval=args.interval,
             rounds=args.rounds,
             repeats=args.repeats,
+            references=args.references,
         )
     )
     sys.exit(0 if outcome["passed"] else 1)

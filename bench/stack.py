@@ -30,6 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
 LOGS = RESULTS / "logs"
 MODEL = "bench-model"
+# The OpenAI chat endpoint on the fake upstream (and on the reference hops in front of it).
+CHAT_PATH = "/v1/chat/completions"
 READY_TIMEOUT = 30.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 STOP_TIMEOUT = 10.0
@@ -100,9 +102,11 @@ class Stack:
         env: dict[str, str] | None = None,
         *,
         with_gateway: bool = True,
+        with_reference_hops: bool = False,
     ) -> None:
         self.chunks = chunks
         self.with_gateway = with_gateway
+        self.with_reference_hops = with_reference_hops
         self.interval = interval
         self.extra_env = env or {}
         self.processes: dict[str, Process] = {}
@@ -111,7 +115,7 @@ class Stack:
     @property
     def upstream_url(self) -> str:
         """The fake's chat completions endpoint: what a direct client calls."""
-        return self.processes["fake-upstream"].url + "/v1/chat/completions"
+        return self.processes["fake-upstream"].url + CHAT_PATH
 
     @property
     def chat_url(self) -> str:
@@ -121,6 +125,10 @@ class Stack:
     @property
     def gateway_url(self) -> str:
         return self.processes["gateway"].url + "/api/chat/stream"
+
+    def reference_url(self, kind: str) -> str:
+        """The outer of two chained reference hops (bench.reference_hops) of this kind."""
+        return self.processes[f"{kind}-hop-2"].url + CHAT_PATH
 
     def pid(self, name: str) -> int:
         return self.processes[name].proc.pid
@@ -162,6 +170,17 @@ class Stack:
         )
         if self.with_gateway:
             await self.spawn("gateway", ["-m", "tinychat_gateway"], env={"CHAT_SERVICE_URL": chat.url})
+        if self.with_reference_hops:
+            await self.spawn_reference_hops(fake)
+
+    async def spawn_reference_hops(self, fake: Process) -> None:
+        """Two chained hops of each reference kind in front of the fake upstream."""
+        for kind in ("tcp", "aiohttp"):
+            target = f"127.0.0.1:{fake.port}" if kind == "tcp" else fake.url + CHAT_PATH
+            for hop in (1, 2):
+                args = ["-m", "bench.reference_hops", kind, "--target", target]
+                process = await self.spawn(f"{kind}-hop-{hop}", args, port_arg=True)
+                target = f"127.0.0.1:{process.port}" if kind == "tcp" else process.url + CHAT_PATH
 
     async def spawn(
         self, name: str, args: list[str], *, env: dict[str, str] | None = None, port_arg: bool = False

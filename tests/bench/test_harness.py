@@ -28,6 +28,25 @@ async def test_chat_bench_measures_both_paths_end_to_end() -> None:
     assert result["passed"] is True
 
 
+async def test_chat_bench_measures_reference_hops_next_to_the_services() -> None:
+    result = await chat.main(
+        levels=(2,),
+        chunks=3,
+        interval=0.005,
+        rounds=1,
+        references=True,
+        reference_level=2,
+        warmup=False,
+        write=False,
+        echo=False,
+    )
+    level = result["levels"]["2"]
+    for path in ("direct", "two_hop", "tcp_x2", "aiohttp_x2"):
+        assert level[path]["errors"] == 0, level[path]["error_samples"]
+        assert level[path]["deltas"] == 6
+    assert chat.reference_lines({2: level})[0].startswith("2 streams, TTFT p50 vs direct: tcp x2 ")
+
+
 async def test_load_test_reports_errors_and_memory_of_each_service() -> None:
     result = await load.main(
         streams=3,

@@ -34,7 +34,7 @@ async def test_ui_render_bench_measures_both_modes_of_one_streamed_answer() -> N
         "whole answer shown, both modes",
         "frame p99, markdown / plain",
         "re-renders <= animation frames",
-        "long tasks, last / first quarter",
+        "frame interval, last / first quarter",
     ]
 
 
