@@ -181,15 +181,12 @@ def cpu_per_event(side: dict[str, Any], path: str) -> str:
         return "-"
     kind = REFERENCE_PATHS.get(path)
     if kind is not None:
-        names: tuple[str, ...] = (f"{kind}-hop-2", f"{kind}-hop-1")
+        labels = {f"{kind}-hop-2": "outer", f"{kind}-hop-1": "inner"}
     elif path == "direct":
-        names = ("fake-upstream",)
+        labels = {"fake-upstream": "fake"}
     else:
-        names = ("gateway", "chat-service")
-    shown = {"tcp-hop-2": "outer", "tcp-hop-1": "inner", "aiohttp-hop-2": "outer", "aiohttp-hop-1": "inner"}
-    return " ".join(
-        f"{shown.get(name, name.split('-')[0])} {spent[name]:.0f}" for name in names if name in spent
-    )
+        labels = {"gateway": "gateway", "chat-service": "chat"}
+    return " ".join(f"{label} {spent[name]:.0f}" for name, label in labels.items() if name in spent)
 
 
 def fmt_ratio(value: float | None) -> str:

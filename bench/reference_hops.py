@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from typing import cast
 
 import aiohttp
@@ -111,7 +112,7 @@ async def ok(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-async def _session(app: web.Application):  # type: ignore[no-untyped-def]
+async def _session(app: web.Application) -> AsyncIterator[None]:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         app[SESSION] = session

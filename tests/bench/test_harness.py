@@ -90,3 +90,12 @@ def test_missing_suite_is_skipped_with_a_reason() -> None:
     assert load_suite("no_such_suite") == "not written yet"
     assert suite_passed({"passed": False}) is False
     assert suite_passed({"table": "no verdict"}) is True
+
+
+def test_cpu_column_names_the_processes_of_each_path() -> None:
+    spent = {"fake-upstream": 20, "gateway": 60, "chat-service": 80, "tcp-hop-1": 21, "tcp-hop-2": 22}
+    side = {"deltas": chat.MIN_DELTAS_FOR_CPU, "cpu_us_per_event": spent}
+    assert chat.cpu_per_event(side, "direct") == "fake 20"
+    assert chat.cpu_per_event(side, "two_hop") == "gateway 60 chat 80"
+    assert chat.cpu_per_event(side, "tcp_x2") == "outer 22 inner 21"
+    assert chat.cpu_per_event({**side, "deltas": 10}, "two_hop") == "-"
