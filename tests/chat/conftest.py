@@ -11,27 +11,14 @@ from chat_service.app import create_app
 from chat_service.config import ChatSettings
 
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.support.chat_service import chat_settings_for
 
 ClientFactory = Callable[..., Awaitable[TestClient]]
 
 
-def settings_for(fake: FakeOpenAI, **overrides: Any) -> ChatSettings:
-    values: dict[str, Any] = {
-        "openai_api_url": fake.url,
-        "openai_api_key": "sk-test-secret-key-1234",
-        "default_model": "fake-model",
-        "available_models": "fake-model,fake-vision",
-        "upstream_first_byte_timeout": 5.0,
-        "upstream_idle_timeout": 5.0,
-        "upstream_connect_timeout": 2.0,
-    }
-    values.update(overrides)
-    return ChatSettings(**values)
-
-
 @pytest.fixture
 def chat_settings(fake_openai: FakeOpenAI) -> ChatSettings:
-    return settings_for(fake_openai)
+    return chat_settings_for(fake_openai)
 
 
 @pytest.fixture
@@ -46,7 +33,7 @@ def client_with(
     """A client of a chat-service whose settings differ from the defaults above."""
 
     async def make(**overrides: Any) -> TestClient:
-        app = create_app(settings_for(fake_openai, **overrides))
+        app = create_app(chat_settings_for(fake_openai, **overrides))
         return await aiohttp_client(app, server_kwargs={"handler_cancellation": True})
 
     return make

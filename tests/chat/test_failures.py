@@ -8,12 +8,13 @@ from typing import Any
 import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply, openai_error
+from tests.support.chat_service import TEST_API_KEY
 from tests.support.messages import user
 from tests.support.sse import answer_text, read_events
 
 pytestmark = pytest.mark.timeout(15)
 
-SECRET = "sk-test-secret-key-1234"
+SECRET = TEST_API_KEY
 
 
 def assert_ends_with_one_error(events: list[dict[str, Any]], code: str) -> dict[str, Any]:

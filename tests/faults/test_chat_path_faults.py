@@ -18,6 +18,7 @@ from tinychat_gateway.app import create_app as create_gateway_app
 from tinychat_gateway.config import GatewaySettings
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.support.chat_service import chat_settings_for
 from tests.support.net import closed_port_url, server_url
 from tests.support.sse import EventReader
 
@@ -48,24 +49,17 @@ def gateway_settings(chat_url: str) -> GatewaySettings:
     )
 
 
+API_KEY = "sk-fault-secret"
+
+
 def chat_settings(fake: FakeOpenAI, **overrides: Any) -> ChatSettings:
-    values: dict[str, Any] = {
-        "openai_api_url": fake.url,
-        "openai_api_key": "sk-fault-secret",
-        "default_model": "fake-model",
-        "available_models": "fake-model",
-        "upstream_connect_timeout": 2.0,
-        "upstream_first_byte_timeout": 5.0,
-        "upstream_idle_timeout": 5.0,
-    }
-    values.update(overrides)
-    return ChatSettings(**values)
+    return chat_settings_for(fake, openai_api_key=API_KEY, available_models="fake-model", **overrides)
 
 
 def chat_env(fake: FakeOpenAI) -> dict[str, str]:
     return {
         "OPENAI_API_URL": fake.url,
-        "OPENAI_API_KEY": "sk-fault-secret",
+        "OPENAI_API_KEY": API_KEY,
         "DEFAULT_MODEL": "fake-model",
         "AVAILABLE_MODELS": "fake-model",
     }

@@ -11,11 +11,11 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from chat_service.app import create_app as create_chat_app
-from chat_service.config import ChatSettings
 from tinychat_gateway.app import create_app as create_gateway_app
 from tinychat_gateway.config import GatewaySettings
 
 from tests.fakes.openai_upstream import FakeOpenAI
+from tests.support.chat_service import chat_settings_for
 from tests.support.net import closed_port_url, serve_app
 
 T = TypeVar("T")
@@ -38,12 +38,7 @@ class FuzzStack:
 
     async def _start(self) -> None:
         await self.upstream.start()
-        chat = ChatSettings(
-            openai_api_url=self.upstream.url,
-            openai_api_key="sk-fuzz-secret",
-            default_model="fake-model",
-            available_models="fake-model,fake-vision",
-        )
+        chat = chat_settings_for(self.upstream, openai_api_key="sk-fuzz-secret")
         gateway = GatewaySettings(
             chat_service_url=await self._serve(create_chat_app(chat)),
             # Image and RLM requests get their readable "not available" stream: the

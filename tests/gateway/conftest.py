@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from chat_service.app import create_app as create_chat_app
-from chat_service.config import ChatSettings
 from tinychat_gateway.app import create_app
 from tinychat_gateway.config import GatewaySettings
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.tinychat_service import FakeService
+from tests.support.chat_service import chat_settings_for
 from tests.support.net import server_url
 
 ClientFactory = Callable[..., Awaitable[TestClient]]
@@ -47,15 +47,7 @@ def web_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 async def chat_server(fake_openai: FakeOpenAI) -> AsyncIterator[TestServer]:
     """The real chat-service, talking to the fake OpenAI upstream."""
-    settings = ChatSettings(
-        openai_api_url=fake_openai.url,
-        openai_api_key="sk-test-secret-key-1234",
-        default_model="fake-model",
-        available_models="fake-model,fake-vision",
-        upstream_connect_timeout=2.0,
-        upstream_first_byte_timeout=5.0,
-        upstream_idle_timeout=5.0,
-    )
+    settings = chat_settings_for(fake_openai)
     server = TestServer(create_chat_app(settings), host="127.0.0.1", port=0)
     await server.start_server()  # TestServer cancels handlers of clients that leave
     yield server

@@ -14,7 +14,6 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 from chat_service.app import create_app as create_chat_app
-from chat_service.config import ChatSettings
 from rlm_service.app import LIMITER
 from rlm_service.app import create_app as create_rlm_app
 from rlm_service.config import RlmSettings
@@ -22,6 +21,7 @@ from rlm_service.sandbox import Sandbox, SandboxFactory, make_sandbox_factory
 from tinychat_common.metrics import METRICS
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
+from tests.support.chat_service import chat_settings_for
 from tests.support.net import server_url
 from tests.support.sse import read_events
 
@@ -144,14 +144,11 @@ class RlmStack:
 
 
 async def start_chat_service(fake: FakeOpenAI) -> TestServer:
-    settings = ChatSettings(
-        openai_api_url=fake.url,
+    settings = chat_settings_for(
+        fake,
         openai_api_key="sk-test-rlm-secret",
-        default_model="fake-model",
-        available_models="fake-model,fake-vision",
         upstream_first_byte_timeout=10.0,
         upstream_idle_timeout=10.0,
-        upstream_connect_timeout=2.0,
     )
     server = TestServer(create_chat_app(settings))
     await server.start_server()  # with handler cancellation, like run_service

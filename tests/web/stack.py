@@ -17,12 +17,12 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from chat_service.app import create_app as create_chat_app
-from chat_service.config import ChatSettings
 from tinychat_gateway.app import create_app as create_gateway_app
 from tinychat_gateway.config import GatewaySettings
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.fakes.server import FakeServer
+from tests.support.chat_service import chat_settings_for
 from tests.support.net import serve_app
 
 T = TypeVar("T")
@@ -116,12 +116,7 @@ class Stack:
     async def _start(self) -> None:
         self.upstream = await FakeOpenAI(models=["fake-model", "fake-vision"]).start()
         self.downstream = await FakeDownstream().start()
-        chat_settings = ChatSettings(
-            openai_api_url=self.upstream.url,
-            openai_api_key="sk-test-secret",
-            default_model="fake-model",
-            available_models="fake-model,fake-vision",
-        )
+        chat_settings = chat_settings_for(self.upstream, openai_api_key="sk-test-secret")
         chat_url = await self._serve(create_chat_app(chat_settings))
         rlm_url = await self._serve_real_rlm(chat_url) if self.real_rlm else self.downstream.base_url
         gateway_settings = GatewaySettings(
