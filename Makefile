@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint format bench load e2e web sandbox-image clean
+.PHONY: run test test-stress lint format bench load e2e web sandbox-image clean
 
 # Base image for the container builds; CI passes a locally built one (scripts/docker/).
 PYTHON_IMAGE ?= python:3.11-slim
@@ -40,6 +40,10 @@ run: $(RUN_STAMP) web
 test: $(DEV_STAMP) web
 	$(PY) -m pytest -q -m "not e2e and not browser"
 	$(PY) -m pytest -q -m "browser and not e2e"
+
+# The whole suite three times in a row with every core kept busy (RUNS=N to change).
+test-stress: $(DEV_STAMP) web
+	bash scripts/test-stress.sh
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
