@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from rlm_service.sandbox import SandboxError, SandboxFactory
-from rlm_service.sandbox.process import ProcessSandbox, ProcessSandboxFactory
+from rlm_service.sandbox.process import ProcessSandbox
 
 from tests.rlm.sandbox_fixtures import (  # noqa: F401  (fixtures)
     assert_healthy,
@@ -44,7 +44,9 @@ async def test_tcp_to_a_host_loopback_listener_is_refused(sandboxes: SandboxFact
         server.close()
         await server.wait_closed()
     assert "connected" not in result.stdout
-    assert result.error and result.error.startswith(("OSError", "ConnectionRefusedError", "TimeoutError"))
+    assert result.error and result.error.startswith(
+        ("OSError", "ConnectionRefusedError", "TimeoutError", "PermissionError")
+    )
     assert accepted == 0
     await assert_healthy(sandboxes)
 
@@ -85,8 +87,6 @@ async def test_a_planted_host_file_cannot_be_read(sandboxes: SandboxFactory, tmp
 
 
 async def test_a_fork_bomb_is_contained(sandboxes: SandboxFactory) -> None:
-    if isinstance(sandboxes, ProcessSandboxFactory) and (await sandboxes.isolation()).mode == "none":
-        pytest.skip("without namespaces a fork bomb is bounded only by RLIMIT_NPROC of a shared uid")
     async with await sandboxes.create("") as sandbox:
         result = await run(sandbox, "import os\nwhile True:\n    os.fork()", timeout=8)
     # Either every fork past the limit failed, or the time limit killed the lot.

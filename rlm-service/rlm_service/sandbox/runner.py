@@ -16,7 +16,10 @@ Protocol (one JSON object per line; the host speaks first):
 
 The protocol travels on duplicates of the original stdin/stdout; file descriptors 0, 1 and 2
 point at /dev/null while cells run and `sys.stdout`/`sys.stderr` capture into bounded
-buffers, so nothing a cell prints can look like a protocol line to the host.
+buffers, so nothing a cell prints can look like a protocol line to the host. The helpers a
+cell gets are plain functions, not bound methods, so `llm_query.__self__.channel` leads
+nowhere. None of this is a security boundary (cell code shares this process and could find
+the descriptor): the host trusts no line, caps every field and checks every id.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import sys
 import traceback
 
 DEFAULT_OUTPUT_LIMIT = 20_000
+DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
 MAX_VARIABLES_LISTED = 200
 # This file's name as its code objects know it (a path, or "<string>" when run with -c).
 RUNNER_FILE = (lambda: None).__code__.co_filename
@@ -118,6 +122,7 @@ class Runner:
         self.channel = channel
         self.owner_pid = os.getpid()
         self.output_limit = DEFAULT_OUTPUT_LIMIT
+        self.max_line_bytes = DEFAULT_MAX_LINE_BYTES
         self.final: str | None = None
         self.next_query_id = 0
         self.cell_count = 0
@@ -131,6 +136,7 @@ class Runner:
             raise ValueError("the first message must be init")
         apply_limits(init.get("limits") or {})
         self.output_limit = int(init.get("output_limit") or DEFAULT_OUTPUT_LIMIT)
+        self.max_line_bytes = int(init.get("max_line_bytes") or DEFAULT_MAX_LINE_BYTES)
         context = init.get("context", "")
         if not (
             isinstance(context, str)
@@ -143,10 +149,10 @@ class Runner:
             "__builtins__": builtins,
             "context": context,
             "answer": {"content": "", "ready": False},
-            "llm_query": self.llm_query,
-            "llm_query_batched": self.llm_query_batched,
-            "FINAL": self.set_final,
-            "FINAL_VAR": self.set_final_from_variable,
+            "llm_query": plain_function(self.llm_query),
+            "llm_query_batched": plain_function(self.llm_query_batched),
+            "FINAL": plain_function(self.set_final),
+            "FINAL_VAR": plain_function(self.set_final_from_variable),
         }
         self.channel.send({"type": "ready"})
 
@@ -181,6 +187,12 @@ class Runner:
     def _ask(self, prompts: list[str]) -> list[str]:
         if os.getpid() != self.owner_pid:
             raise RuntimeError("llm_query is not available in a child process")
+        line = json.dumps({"type": "llm_query", "id": self.next_query_id + 1, "prompts": prompts})
+        if len(line) + 16 > self.max_line_bytes:  # ASCII JSON: one byte per character
+            raise ValueError(
+                f"llm_query: these prompts come to {len(line):,} bytes; at most "
+                f"{self.max_line_bytes:,} go in one call: send fewer or shorter prompts at a time"
+            )
         self.next_query_id += 1
         query_id = self.next_query_id
         self.channel.send({"type": "llm_query", "id": query_id, "prompts": prompts})
@@ -259,6 +271,17 @@ class Runner:
             if len(names) >= MAX_VARIABLES_LISTED:
                 break
         return names
+
+
+def plain_function(method):
+    """`method` as a function of its own: no `__self__`, no `__wrapped__` back to the runner."""
+
+    def helper(*args, **kwargs):
+        return method(*args, **kwargs)
+
+    helper.__name__ = helper.__qualname__ = method.__name__
+    helper.__doc__ = method.__doc__
+    return helper
 
 
 def format_cell_error(exc: BaseException) -> str:
