@@ -71,6 +71,7 @@ def create_app(settings: RlmSettings, *, sandboxes: SandboxFactory | None = None
     app.cleanup_ctx.append(limiter_context)
     app.cleanup_ctx.append(sandboxes_context(sandboxes))
     add_ready_check(app, tokens_ready)
+    add_ready_check(app, sandbox_ready)
     add_routes(app)
     return app
 
@@ -119,3 +120,14 @@ async def tokens_ready(app: web.Application) -> dict[str, object]:
     except Exception:
         return {"tokens": "redis unreachable"}
     return {"tokens": "redis", "tokens_in_use": in_use}
+
+
+async def sandbox_ready(app: web.Application) -> dict[str, object]:
+    """The service is ready either way (chat goes on without RLM); /readyz and the gateway's
+    /api/health say when RLM is off and why."""
+    if not app[SETTINGS].rlm_enabled:
+        return {"rlm": "disabled"}
+    problem = await app[SANDBOX_STATUS].current_problem()
+    if problem is None:
+        return {"rlm": "available", "sandbox": app[SETTINGS].rlm_sandbox}
+    return {"rlm": "unavailable", "sandbox": app[SETTINGS].rlm_sandbox, "unavailable": f"RLM: {problem}"}
