@@ -100,6 +100,10 @@ def sandboxes_context(
             await factory.reap_leftovers()
         except SandboxError as exc:
             status.record(str(exc))
+        else:
+            # Find out now (the process backend starts a test sandbox) whether RLM can run,
+            # so the reason is in the log at start and no job pays for the probe.
+            await status.current_problem()
         app[SANDBOXES] = factory
         app[SANDBOX_STATUS] = status
         yield

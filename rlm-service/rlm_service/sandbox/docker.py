@@ -148,7 +148,9 @@ class DockerSandboxFactory(SandboxFactory):
                 mem_limit=self.memory,
                 memswap_limit=self.memory,  # no swap: the memory limit is the limit
                 nano_cpus=int(self.cpus * 1e9),
-                pids_limit=self.pids,
+                # gVisor's own threads count against the pids cgroup (its guest processes do
+                # not: they live inside its kernel), so it gets room for them on top.
+                pids_limit=self.pids + (64 if "runsc" in self.runtime else 0),
                 ulimits=[Ulimit(name="nofile", soft=64, hard=64)],
                 labels={LABEL: "1", OWNER_LABEL: self.owner},
                 environment={},

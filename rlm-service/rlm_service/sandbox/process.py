@@ -156,7 +156,7 @@ class ProcessSandboxFactory(SandboxFactory):
     async def isolation(self) -> Isolation:
         async with self._probe_lock:
             if self._isolation is None:
-                self._isolation = await probe_isolation(self.disk_bytes)
+                self._isolation = await probe_isolation_once()
                 if self._isolation.problem:
                     log.warning("process sandbox unavailable: %s", self._isolation.problem)
                 else:
@@ -261,6 +261,18 @@ print(json.dumps({
 """
 
 
+# What this machine can do does not change while the service runs: probed once per process.
+_probed: list[Isolation] = []
+_probing = asyncio.Lock()
+
+
+async def probe_isolation_once() -> Isolation:
+    async with _probing:
+        if not _probed:
+            _probed.append(await probe_isolation())
+        return _probed[0]
+
+
 async def probe_isolation(disk_bytes: int = 1024**2) -> Isolation:
     """Whether this machine can give a sandbox its full isolation: tried once, for real."""
     if sys.platform != "linux":
@@ -282,8 +294,11 @@ async def probe_isolation(disk_bytes: int = 1024**2) -> Isolation:
     problem = await asyncio.to_thread(cgroup_problem)
     if problem:
         return Isolation("none", problem=f"the process sandbox needs {problem}; {USE_ANOTHER_BACKEND}")
-    failures = []
+    failures = []  # the sandbox's own failures first: they say more than a missing Python
     for python in python_candidates():
+        if not _reachable_by_anyone(python):
+            failures.append(f"{python} is not readable by an unprivileged uid")
+            continue
         try:
             view = await runtime_view(python, tools["ldd"])
         except OSError as exc:
@@ -293,8 +308,18 @@ async def probe_isolation(disk_bytes: int = 1024**2) -> Isolation:
         failure = await _probe(candidate, disk_bytes)
         if failure is None:
             return candidate
-        failures.append(failure)
+        failures.insert(0, failure)
     return Isolation("none", problem=_explain(failures[0] if failures else "no Python interpreter found"))
+
+
+def _reachable_by_anyone(path: str) -> bool:
+    """Whether a uid of no account can run `path` (a Python under /root cannot)."""
+    real = os.path.realpath(path)
+    parents = [p for p in Path(real).parents if str(p) != "/"]
+    try:
+        return os.stat(real).st_mode & 0o005 == 0o005 and all(os.stat(p).st_mode & 0o001 for p in parents)
+    except OSError:
+        return False
 
 
 def _explain(failure: str) -> str:
