@@ -94,11 +94,18 @@ async def test_a_planted_host_file_cannot_be_read(sandboxes: SandboxFactory, tmp
     await assert_healthy(sandboxes)
 
 
-async def test_a_fork_bomb_is_contained(sandboxes: SandboxFactory) -> None:
+async def test_a_fork_bomb_is_contained(sandboxes: SandboxFactory, sandbox_backend: str) -> None:
     async with await sandboxes.create("") as sandbox:
-        result = await run(sandbox, "import os\nwhile True:\n    os.fork()", timeout=8)
+        try:
+            result = await run(sandbox, "import os\nwhile True:\n    os.fork()", timeout=8)
+        except SandboxError:
+            # gVisor: its kernel gives up on the sandbox as a whole; contained all the same.
+            assert sandbox_backend == "docker-runsc"
+            assert not sandbox.alive
+            result = None
     # Either every fork past the limit failed, or the time limit killed the lot.
-    assert result.timed_out or (result.error and "BlockingIOError" in result.error), result
+    if result is not None:
+        assert result.timed_out or (result.error and "BlockingIOError" in result.error), result
     await assert_healthy(sandboxes)
 
 
@@ -314,7 +321,7 @@ async def test_the_service_cannot_be_signalled_or_traced(sandboxes: SandboxFacto
     code = f"""
 import ctypes, os, signal
 libc = ctypes.CDLL(None, use_errno=True)
-for pid in {{{os.getpid()}, {os.getppid()}, 1}}:
+for pid in {{{os.getpid()}, {os.getppid()}, 1}} - {{os.getpid()}}:  # not itself (PID 1 under gVisor)
     try:
         os.kill(pid, signal.SIGUSR1)
         print('signalled', pid)

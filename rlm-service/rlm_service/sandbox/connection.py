@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -23,6 +24,7 @@ from typing import Any
 
 from tinychat_common.errors import TinyChatError
 
+from . import seccomp
 from .base import CellResult, LlmQuery, Sandbox, SandboxError
 
 log = logging.getLogger("tinychat.rlm.sandbox")
@@ -83,12 +85,19 @@ class RunnerSandbox(Sandbox):
     async def start(self, context: str | list[str], *, output_limit: int, limits: dict[str, int]) -> None:
         """Send the context and wait for the runner to say it is ready."""
         self.output_limit = output_limit
+        try:
+            syscall_filter = _job_filter_hex()
+        except SandboxError:
+            await self.kill()
+            raise
         init = {
             "type": "init",
             "context": context,
             "output_limit": output_limit,
             "max_line_bytes": MAX_LINE_BYTES,
             "limits": limits,
+            # The runner installs it on itself before any cell runs, under every backend.
+            "seccomp": syscall_filter,
         }
         try:
             async with asyncio.timeout(START_TIMEOUT):
@@ -202,6 +211,14 @@ class RunnerSandbox(Sandbox):
         if not isinstance(message, dict):
             raise SandboxError("the sandbox sent a malformed message")
         return message
+
+
+@functools.cache
+def _job_filter_hex() -> str:
+    try:
+        return seccomp.job_filter().hex()
+    except OSError as exc:
+        raise SandboxError(f"no syscall filter for this machine: {exc.strerror}") from None
 
 
 def _cut(text: str, limit: int) -> str:

@@ -201,6 +201,10 @@ class DockerSandboxFactory(SandboxFactory):
             raise
         sandbox = DockerSandbox(container, attached, reader, writer, demux, self)
         limits = {"open_files": 64, "file_size": 64 * 1024**2}
+        if "runsc" in self.runtime:
+            # gVisor's guest processes are not host processes, so the pids cgroup does not
+            # count them; inside its kernel RLIMIT_NPROC does, and counts this sandbox alone.
+            limits["processes"] = self.pids
         await sandbox.start(context, output_limit=self.output_limit, limits=limits)
         return sandbox
 

@@ -135,6 +135,8 @@ class Runner:
         if init.get("type") != "init":
             raise ValueError("the first message must be init")
         apply_limits(init.get("limits") or {})
+        if init.get("seccomp"):
+            install_syscall_filter(bytes.fromhex(init["seccomp"]))
         self.output_limit = int(init.get("output_limit") or DEFAULT_OUTPUT_LIMIT)
         self.max_line_bytes = int(init.get("max_line_bytes") or DEFAULT_MAX_LINE_BYTES)
         context = init.get("context", "")
@@ -311,6 +313,27 @@ def apply_limits(limits: dict) -> None:
         _, hard = resource.getrlimit(which)
         value = int(value) if hard == resource.RLIM_INFINITY else min(int(value), hard)
         resource.setrlimit(which, (value, value))
+
+
+def install_syscall_filter(program: bytes) -> None:
+    """The host's seccomp filter (seccomp.job_filter()) on this process and every process it
+    will start, before any cell runs: the same wall under every backend, whatever the
+    container runtime applies or not (gVisor does not apply docker's profile). Raises when the
+    kernel refuses, so the sandbox never starts without it."""
+    import ctypes
+
+    pr_set_no_new_privs, pr_set_seccomp, seccomp_mode_filter = 38, 22, 2
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    if libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) was refused")
+    if libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "the seccomp filter was refused")
 
 
 def open_protocol_channel() -> ProtocolChannel:
