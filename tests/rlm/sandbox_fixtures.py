@@ -73,6 +73,21 @@ def docker_unavailable_fixture() -> str | None:
     return _build_test_image()
 
 
+def process_sandbox_unavailable() -> str | None:
+    """Why the process backend cannot run here (not root, no bubblewrap, …), or None. In CI it
+    must run, so there the tests fail instead of skipping."""
+    if os.environ.get("CI"):
+        return None
+    from rlm_service.sandbox.process import probe_isolation
+
+    return asyncio.run(probe_isolation()).problem
+
+
+@pytest.fixture(scope="session", name="process_unavailable")
+def process_unavailable_fixture() -> str | None:
+    return process_sandbox_unavailable()
+
+
 def _runsc_unavailable() -> str | None:
     try:
         import docker
@@ -98,6 +113,8 @@ def _runsc_unavailable() -> str | None:
     ],
 )
 def sandbox_backend_fixture(request: pytest.FixtureRequest) -> str:
+    if request.param == "process" and (reason := request.getfixturevalue("process_unavailable")):
+        pytest.skip(reason)
     if request.param.startswith("docker"):
         reason = request.getfixturevalue("docker_unavailable")
         if request.param == "docker-runsc":

@@ -23,6 +23,7 @@ from tests.rlm.sandbox_fixtures import (  # noqa: F401  (fixtures)
     REPO,
     assert_healthy,
     docker_unavailable_fixture,
+    process_unavailable_fixture,
     run,
     sandbox_backend_fixture,
     sandboxes_fixture,
