@@ -17,7 +17,12 @@ import pytest
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.rlm.harness import ScriptedLLM, repl, start_chat_service
-from tests.rlm.sandbox_fixtures import REPO
+from tests.rlm.sandbox_fixtures import (  # noqa: F401  (fixtures)
+    REPO,
+    TEST_IMAGE,
+    docker_unavailable_fixture,
+    process_unavailable_fixture,
+)
 from tests.rlm.test_sandbox_escapes import FIND_CHANNEL
 from tests.support.net import server_url
 
@@ -48,19 +53,32 @@ class RlmProcess:
         self.url = url
 
 
+@pytest.fixture(params=["process", pytest.param("docker", marks=pytest.mark.docker)])
+def memory_backend(request: pytest.FixtureRequest) -> str:
+    unavailable = "docker_unavailable" if request.param == "docker" else "process_unavailable"
+    if reason := request.getfixturevalue(unavailable):
+        pytest.skip(reason)
+    return request.param
+
+
 @pytest.fixture
-async def rlm_process(fake_openai: FakeOpenAI) -> AsyncIterator[tuple[RlmProcess, FakeOpenAI]]:
+async def rlm_process(
+    fake_openai: FakeOpenAI, memory_backend: str
+) -> AsyncIterator[tuple[RlmProcess, FakeOpenAI]]:
     chat = await start_chat_service(fake_openai)
     port = free_port()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PORT": str(port),
         "HOST": "127.0.0.1",
-        "RLM_SANDBOX": "process",
+        "RLM_SANDBOX": memory_backend,
+        "RLM_SANDBOX_IMAGE": TEST_IMAGE,
         "CHAT_SERVICE_URL": server_url(chat),
         "RLM_TIMEOUT": "120",
         "RLM_CELL_TIMEOUT": "60",
     }
+    if "DOCKER_HOST" in os.environ:
+        env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
     process = await asyncio.create_subprocess_exec(sys.executable, "-m", "rlm_service", env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -146,12 +146,16 @@ class SandboxCgroup:
                     time.sleep(0.02)
 
     @staticmethod
-    def remove_unused(prefix: str) -> None:
-        """Empty sandbox cgroups a crashed service left behind."""
+    def remove_unused(prefix: str, older_than: float = 120.0) -> None:
+        """Empty sandbox cgroups a crashed service left behind. Only old ones: another
+        service's sandbox may have made its cgroup a moment ago and not joined it yet."""
+        now = time.time()
         for parent in _parents():
             with contextlib.suppress(OSError):
                 for directory in parent.iterdir():
                     if directory.is_dir() and directory.name.startswith(prefix):
                         with contextlib.suppress(OSError):
+                            if directory.stat().st_mtime > now - older_than:
+                                continue
                             if not (directory / "cgroup.procs").read_text().split():
                                 directory.rmdir()
