@@ -118,6 +118,7 @@ class DockerSandboxFactory(SandboxFactory):
         self.runtime = runtime  # "" is docker's default (runc); "runsc" is gVisor
         self._client: docker.DockerClient | None = None
         self._live: dict[str, Container] = {}
+        self._abandoned: set[asyncio.Future[None]] = set()
 
     # -- docker calls (blocking; run in threads) ----------------------------------------------
 
@@ -193,7 +194,13 @@ class DockerSandboxFactory(SandboxFactory):
     # -- the factory --------------------------------------------------------------------------
 
     async def create(self, context: str | list[str]) -> DockerSandbox:
-        container, attached = await asyncio.to_thread(self._run_container)
+        starting = asyncio.ensure_future(asyncio.to_thread(self._run_container))
+        try:
+            container, attached = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # The job ended while docker was still starting it: remove it once it exists.
+            starting.add_done_callback(self._remove_abandoned)
+            raise
         try:
             reader, writer, demux = await _open_streams(attached)
         except BaseException:
@@ -207,6 +214,16 @@ class DockerSandboxFactory(SandboxFactory):
             limits["processes"] = self.pids
         await sandbox.start(context, output_limit=self.output_limit, limits=limits)
         return sandbox
+
+    def _remove_abandoned(self, starting: asyncio.Future[tuple[Container, Any]]) -> None:
+        if starting.cancelled() or starting.exception() is not None:
+            return
+        container, attached = starting.result()
+        with contextlib.suppress(Exception):
+            attached.close()
+        task = asyncio.ensure_future(self.remove(container))
+        self._abandoned.add(task)
+        task.add_done_callback(self._abandoned.discard)
 
     async def remove(self, container: Container) -> None:
         await asyncio.to_thread(self._remove_now, container)
