@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
@@ -98,7 +99,7 @@ class ChatLog:
         if not self.enabled:
             return
         # Opening now makes a bad path fail at start-up, not at the first request.
-        self._file = await asyncio.to_thread(open, self.path, "a", encoding="utf-8")
+        self._file = await asyncio.to_thread(open_private_log, self.path)
         self._writer = asyncio.create_task(self._write_forever(), name="chat-log-writer")
 
     def record(self, entry: dict[str, Any]) -> None:
@@ -146,6 +147,24 @@ class ChatLog:
         assert self._file is not None
         self._file.write(text)
         self._file.flush()
+
+
+def open_private_log(path: str) -> TextIO:
+    """Open the log for appending, created 0600: it holds every user's conversations. A log
+    that others can read already is made private too (with a warning)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        mode = os.fstat(fd).st_mode
+        if mode & 0o077 and stat.S_ISREG(mode):
+            try:
+                os.fchmod(fd, 0o600)
+                log.warning("chat log %s was readable by others (mode %o); made it 0600", path, mode & 0o777)
+            except OSError:
+                log.warning("chat log %s is readable by others (mode %o)", path, mode & 0o777)
+        return os.fdopen(fd, "a", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def chat_log_context(key: web.AppKey[ChatLog], path: str) -> Callable[[web.Application], AsyncIterator[None]]:

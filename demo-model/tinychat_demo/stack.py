@@ -56,6 +56,37 @@ def plan(env: dict[str, str]) -> tuple[list[Part], dict[str, str], bool]:
     return [p for p in parts if runnable(p.package)], merged, use_demo
 
 
+# What every service may see of the environment besides its own settings.
+PROCESS_VARIABLES = frozenset(
+    {"PATH", "HOME", "USER", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV"}
+    | {"SSL_CERT_FILE", "SSL_CERT_DIR", "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY"}
+    | {"http_proxy", "https_proxy", "no_proxy", "DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"}
+)
+SETTINGS_CLASSES = {
+    "chat_service": "chat_service.config:ChatSettings",
+    "image_service": "image_service.config:ImageSettings",
+    "rlm_service": "rlm_service.config:RlmSettings",
+    "tinychat_gateway": "tinychat_gateway.config:GatewaySettings",
+    "tinychat_demo": "tinychat_demo.config:DemoSettings",
+}
+
+
+def settings_names(package: str) -> frozenset[str]:
+    """The environment variables a service reads: its settings class's fields, upper case."""
+    module_name, _, class_name = SETTINGS_CLASSES[package].partition(":")
+    import importlib
+
+    settings = getattr(importlib.import_module(module_name), class_name)
+    return frozenset(name.upper() for name in settings.model_fields)
+
+
+def environment_for(package: str, env: dict[str, str]) -> dict[str, str]:
+    """Only what `package` reads: rlm-service never holds OPENAI_API_KEY, the gateway no
+    provider key, and so on."""
+    wanted = settings_names(package)
+    return {k: v for k, v in env.items() if k in PROCESS_VARIABLES or k.upper() in wanted}
+
+
 def runnable(package: str) -> bool:
     try:
         return importlib.util.find_spec(f"{package}.__main__") is not None
@@ -129,7 +160,7 @@ async def run() -> int:
         loop.add_signal_handler(sig, stop.set)
     try:
         for part in parts:
-            child_env = {**env, "PORT": str(part.port)}
+            child_env = {**environment_for(part.package, env), "PORT": str(part.port)}
             if part.package != "tinychat_gateway":
                 # Only the gateway is meant to be reached from other machines.
                 child_env["HOST"] = "127.0.0.1"

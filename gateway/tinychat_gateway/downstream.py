@@ -294,11 +294,16 @@ async def probe_ready(
 ) -> dict[str, Any]:
     """One service's /readyz, as a small report for /api/health."""
     started = time.perf_counter()
+    body: Any = None
     try:
         async with session.get(base_url + "/readyz", timeout=timeout) as response:
             with contextlib.suppress(ValueError, aiohttp.ContentTypeError):
-                await response.json(content_type=None)
+                body = await response.json(content_type=None)
             status = "ready" if response.status == 200 else "not_ready"
     except (aiohttp.ClientError, TimeoutError):
         status = "unreachable"
-    return {"status": status, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+    report = {"status": status, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+    unavailable = body.get("unavailable") if isinstance(body, dict) else None
+    if isinstance(unavailable, str):
+        report["unavailable"] = unavailable[:500]  # e.g. why RLM is off
+    return report

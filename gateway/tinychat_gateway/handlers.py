@@ -148,6 +148,7 @@ async def config(request: web.Request) -> web.Response:
             max_iterations=_typed(rlm.get("max_iterations"), int),
             timeout=_typed(rlm.get("timeout"), float),
             sandbox=_typed(rlm.get("sandbox"), str),
+            reason=_typed(rlm.get("problem"), str),
         ),
     )
     return web.json_response(answer.model_dump(), headers={"Cache-Control": "no-cache"})

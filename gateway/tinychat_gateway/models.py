@@ -38,6 +38,7 @@ class RlmConfig(BaseModel):
     max_iterations: int | None = None
     timeout: float | None = None
     sandbox: str | None = None
+    reason: str | None = Field(default=None, description="Why RLM is off, in one line.")
 
 
 class ChatConfig(BaseModel):
@@ -60,6 +61,7 @@ class ConfigResponse(BaseModel):
 class ServiceHealth(BaseModel):
     status: str = Field(description="ready, not_ready or unreachable.")
     latency_ms: float
+    unavailable: str | None = Field(default=None, description="A feature of it that is off, and why.")
 
 
 class HealthResponse(BaseModel):

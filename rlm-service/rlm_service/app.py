@@ -71,6 +71,7 @@ def create_app(settings: RlmSettings, *, sandboxes: SandboxFactory | None = None
     app.cleanup_ctx.append(limiter_context)
     app.cleanup_ctx.append(sandboxes_context(sandboxes))
     add_ready_check(app, tokens_ready)
+    add_ready_check(app, sandbox_ready)
     add_routes(app)
     return app
 
@@ -99,6 +100,10 @@ def sandboxes_context(
             await factory.reap_leftovers()
         except SandboxError as exc:
             status.record(str(exc))
+        else:
+            # Find out now (the process backend starts a test sandbox) whether RLM can run,
+            # so the reason is in the log at start and no job pays for the probe.
+            await status.current_problem()
         app[SANDBOXES] = factory
         app[SANDBOX_STATUS] = status
         yield
@@ -119,3 +124,14 @@ async def tokens_ready(app: web.Application) -> dict[str, object]:
     except Exception:
         return {"tokens": "redis unreachable"}
     return {"tokens": "redis", "tokens_in_use": in_use}
+
+
+async def sandbox_ready(app: web.Application) -> dict[str, object]:
+    """The service is ready either way (chat goes on without RLM); /readyz and the gateway's
+    /api/health say when RLM is off and why."""
+    if not app[SETTINGS].rlm_enabled:
+        return {"rlm": "disabled"}
+    problem = await app[SANDBOX_STATUS].current_problem()
+    if problem is None:
+        return {"rlm": "available", "sandbox": app[SETTINGS].rlm_sandbox}
+    return {"rlm": "unavailable", "sandbox": app[SETTINGS].rlm_sandbox, "unavailable": f"RLM: {problem}"}

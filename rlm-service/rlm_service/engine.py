@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +28,8 @@ from .codeblocks import STOP, code_blocks
 from .errors import CellTimeout, NoQuestion, SandboxFailed, SubcallRefused
 from .sandbox.base import CellResult, Sandbox, SandboxError, SandboxFactory
 
-Emit = Callable[[Event], None]
+# Returns None, or an awaitable that is done when the client has room for more (backpressure).
+Emit = Callable[[Event], Awaitable[None] | None]
 
 PREVIEW_CHARS = 300  # of each sub-call prompt and answer in `subcall` steps
 
@@ -184,7 +185,7 @@ class _JobLoop:
         total = self.limits.max_iterations
         for self.iteration in range(1, total + 1):
             self.record.iterations = self.iteration
-            self.emit(Status(f"RLM iteration {self.iteration}/{total}"))
+            await _room(self.emit(Status(f"RLM iteration {self.iteration}/{total}")))
             reply = await self._root_turn()
             self.transcript.append({"role": "assistant", "content": reply.text})
             cut = reply.finish_reason == "length"
@@ -213,7 +214,7 @@ class _JobLoop:
         started = time.perf_counter()
         async for piece in self.chat.stream(self.transcript, reply, stop=stop):
             if self.job.show_thinking:
-                self._step("reasoning", delta=piece)
+                await _room(self._step("reasoning", delta=piece))
         self.record.usage.add(reply.usage)
         if self.job.show_thinking:
             self._step("reasoning", done=True, ms=_ms_since(started), finish_reason=reply.finish_reason)
@@ -231,14 +232,16 @@ class _JobLoop:
             raise SandboxFailed(f"The code sandbox failed: {exc}") from None
         if result.timed_out:
             raise CellTimeout(self.limits.cell_timeout)
-        self._step(
-            "output",
-            stdout=result.stdout,
-            stderr=result.stderr,
-            error=result.error,
-            final=result.final is not None,
-            truncated_chars=result.truncated_chars,
-            ms=_ms_since(started),
+        await _room(
+            self._step(
+                "output",
+                stdout=result.stdout,
+                stderr=result.stderr,
+                error=result.error,
+                final=result.final is not None,
+                truncated_chars=result.truncated_chars,
+                ms=_ms_since(started),
+            )
         )
         return result
 
@@ -300,8 +303,14 @@ class _JobLoop:
         self._step("final", forced=outcome == "forced", iterations=self.iteration)
         self.emit(Content(answer))
 
-    def _step(self, kind: str, **details: Any) -> None:
-        self.emit(RlmStep({"kind": kind, "iteration": self.iteration, **details}))
+    def _step(self, kind: str, **details: Any) -> Awaitable[None] | None:
+        return self.emit(RlmStep({"kind": kind, "iteration": self.iteration, **details}))
+
+
+async def _room(waiting: Awaitable[None] | None) -> None:
+    """Wait until the client has room for more events (None: the emitter does not say)."""
+    if waiting is not None:
+        await waiting
 
 
 def _ms_since(started: float) -> int:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from tinychat_common.errors import TinyChatError
@@ -25,6 +25,9 @@ from .errors import RlmTimeout, TokenLost
 log = logging.getLogger("rlm_service.jobs")
 
 _END = object()
+# Events a job may have waiting for its client before the job itself waits (a slow client
+# slows the job; it does not grow rlm-service's memory).
+EVENT_QUEUE_BOUND = 32
 
 Finished = Callable[[RlmJob, JobRecord, float], None]
 
@@ -47,9 +50,9 @@ class JobRun:
 
     async def events(self) -> AsyncIterator[Event]:
         started = time.monotonic()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._task = asyncio.create_task(self._run(queue.put_nowait), name="rlm-job")
-        self._task.add_done_callback(lambda _task: queue.put_nowait(_END))
+        queue = BoundedEvents(EVENT_QUEUE_BOUND)
+        self._task = asyncio.create_task(self._run(queue.put), name="rlm-job")
+        self._task.add_done_callback(lambda _task: queue.put(_END))
         if self._token_lost:
             self._task.cancel()
         try:
@@ -71,7 +74,7 @@ class JobRun:
                 await asyncio.wait({self._task})
             self._on_finished(self.job, self.record, time.monotonic() - started)
 
-    async def _run(self, emit: Callable[[Event], None]) -> None:
+    async def _run(self, emit: Callable[[Event], Awaitable[None]]) -> None:
         try:
             async with asyncio.timeout(self.timeout) as deadline:
                 await self.engine.run(self.job, emit, self.record)
@@ -92,6 +95,38 @@ class JobRun:
             return exc
         log.error("RLM job failed", exc_info=exc)
         return TinyChatError()
+
+
+class BoundedEvents:
+    """The events between a job and its client. `put` never drops an event (the engine's
+    callback is synchronous); it returns an awaitable that is done once fewer than `bound`
+    events wait, and the engine awaits it, so the job waits for a slow client."""
+
+    def __init__(self, bound: int) -> None:
+        self._items: asyncio.Queue[Any] = asyncio.Queue()
+        self._bound = bound
+        self._waiting_for_room: list[asyncio.Future[None]] = []
+
+    def put(self, item: Any) -> asyncio.Future[None]:
+        self._items.put_nowait(item)
+        room = asyncio.get_running_loop().create_future()
+        if self._items.qsize() < self._bound:
+            room.set_result(None)
+        else:
+            self._waiting_for_room.append(room)
+        return room
+
+    async def get(self) -> Any:
+        item = await self._items.get()
+        if self._items.qsize() < self._bound:
+            for room in self._waiting_for_room:
+                if not room.done():
+                    room.set_result(None)
+            self._waiting_for_room.clear()
+        return item
+
+    def qsize(self) -> int:
+        return self._items.qsize()
 
 
 def _outcome_of(failure: TinyChatError) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import stat
 
 import pytest
 from tinychat_common.chatlog import ChatLog, check_log_path, redact_images
@@ -69,3 +71,26 @@ def test_check_log_path_accepts_a_new_file_in_an_existing_directory(tmp_path):
 def test_check_log_path_refuses_missing_directories_and_directories(tmp_path, relative):
     with pytest.raises(ValueError):
         check_log_path(str(tmp_path / relative))
+
+
+async def test_a_new_log_is_created_readable_by_its_owner_only(tmp_path):
+    path = tmp_path / "private.jsonl"
+    old_umask = os.umask(0o022)  # a usual umask would give 0644
+    try:
+        chat_log = ChatLog(str(path))
+        await chat_log.open()
+        chat_log.record({"n": 1})
+        await chat_log.close()
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_an_existing_world_readable_log_is_made_private(tmp_path):
+    path = tmp_path / "open.jsonl"
+    path.write_text("")
+    path.chmod(0o644)
+    chat_log = ChatLog(str(path))
+    await chat_log.open()
+    await chat_log.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -30,6 +30,7 @@ async def test_config_combines_models_image_and_rlm(gateway: aiohttp.ClientSessi
         "max_iterations": 20,
         "timeout": 300.0,
         "sandbox": "process",
+        "reason": None,
     }
     assert config["version"]
 

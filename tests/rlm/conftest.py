@@ -20,11 +20,24 @@ from tests.rlm.harness import (
 )
 from tests.support.net import server_url
 
+_process_problem: list[str | None] = []
+
+
+def _process_unavailable() -> str | None:
+    if not _process_problem:
+        from tests.rlm.sandbox_fixtures import process_sandbox_unavailable
+
+        _process_problem.append(process_sandbox_unavailable())
+    return _process_problem[0]
+
+
 MakeStack = Callable[..., Awaitable[tuple[RlmStack, ScriptedLLM]]]
 
 
 @pytest.fixture(params=["process", pytest.param("docker", marks=pytest.mark.docker)])
 def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "process" and (reason := _process_unavailable()):
+        pytest.skip(reason)
     if request.param == "docker":
         reason = docker_sandbox_unavailable(rlm_settings("http://127.0.0.1:1", "docker"))
         if reason:

@@ -95,6 +95,9 @@ class RecordingSandboxes(SandboxFactory):
     async def reap_leftovers(self) -> int:
         return await self.inner.reap_leftovers()
 
+    async def check(self) -> None:
+        await self.inner.check()
+
     async def close(self) -> None:
         await self.inner.close()
 

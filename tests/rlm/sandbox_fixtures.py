@@ -21,7 +21,8 @@ from rlm_service.sandbox.docker import LABEL, OWNER_LABEL, DockerSandboxFactory
 from rlm_service.sandbox.process import ProcessSandboxFactory
 
 REPO = Path(__file__).resolve().parents[2]
-TEST_IMAGE = "tinychat-sandbox:test"
+# Per worktree (RLM_TEST_SANDBOX_IMAGE), so parallel checkouts do not test each other's runner.
+TEST_IMAGE = os.environ.get("RLM_TEST_SANDBOX_IMAGE", "tinychat-sandbox:test")
 BASE_IMAGES = ("tinychat/python-base:local", "python:3.11-slim")
 SMALL_MEMORY = 256 * 1024**2
 SMALL_PIDS = 32
@@ -72,18 +73,61 @@ def docker_unavailable_fixture() -> str | None:
     return _build_test_image()
 
 
-@pytest.fixture(name="sandbox_backend", params=["process", pytest.param("docker", marks=pytest.mark.docker)])
+def process_sandbox_unavailable() -> str | None:
+    """Why the process backend cannot run here (not root, no bubblewrap, …), or None. In CI it
+    must run, so there the tests fail instead of skipping."""
+    if os.environ.get("CI"):
+        return None
+    from rlm_service.sandbox.process import probe_isolation
+
+    return asyncio.run(probe_isolation()).problem
+
+
+@pytest.fixture(scope="session", name="process_unavailable")
+def process_unavailable_fixture() -> str | None:
+    return process_sandbox_unavailable()
+
+
+def _runsc_unavailable() -> str | None:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+        try:
+            runtimes = client.info().get("Runtimes") or {}
+        finally:
+            client.close()
+    except Exception as exc:
+        return f"no docker engine running ({type(exc).__name__})"
+    if "runsc" not in runtimes:
+        return "the docker engine has no runsc runtime (scripts/docker/start-dockerd.sh registers it)"
+    return None
+
+
+@pytest.fixture(
+    name="sandbox_backend",
+    params=[
+        "process",
+        pytest.param("docker", marks=pytest.mark.docker),
+        pytest.param("docker-runsc", marks=pytest.mark.docker),
+    ],
+)
 def sandbox_backend_fixture(request: pytest.FixtureRequest) -> str:
-    if request.param == "docker":
+    if request.param == "process" and (reason := request.getfixturevalue("process_unavailable")):
+        pytest.skip(reason)
+    if request.param.startswith("docker"):
         reason = request.getfixturevalue("docker_unavailable")
+        if request.param == "docker-runsc":
+            reason = reason or _runsc_unavailable()
         if reason:
             pytest.skip(reason)
     return request.param
 
 
 def make_factory(backend: str, **overrides: object) -> SandboxFactory:
-    if backend == "docker":
+    if backend.startswith("docker"):
         options: dict = {"image": TEST_IMAGE, "memory": "256m", "pids": SMALL_PIDS, "disk": "16m"}
+        options["runtime"] = "runsc" if backend == "docker-runsc" else ""
         options["owner"] = f"tests-{uuid.uuid4().hex[:12]}"
         return DockerSandboxFactory(**{**options, **overrides})
     options = {

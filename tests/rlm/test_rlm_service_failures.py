@@ -24,11 +24,12 @@ def error_of(events: list[dict]) -> dict:
 
 
 async def test_job_timeout_ends_with_a_readable_error_and_kills_the_sandbox(make_stack: MakeStack) -> None:
-    stack, _llm = await make_stack([repl("import time\ntime.sleep(30)")], rlm_timeout=1.5)
+    # 5 s: the sandbox must have started (a docker one can take over a second on a busy machine).
+    stack, _llm = await make_stack([repl("import time\ntime.sleep(30)")], rlm_timeout=5.0)
     events = await stack.stream([user("Sleep.")])
     error = error_of(events)
     assert error["code"] == "rlm_timeout"
-    assert "longer than its limit of 1.5 s" in error["error"]
+    assert "longer than its limit of 5 s" in error["error"]
     assert assert_ends_with_one_done(events)["finish_reason"] == "error"
     assert await sandbox_gone(stack.sandboxes.created[0])
     assert await stack.tokens_in_use() == 0
@@ -36,7 +37,7 @@ async def test_job_timeout_ends_with_a_readable_error_and_kills_the_sandbox(make
 
 
 async def test_a_slow_model_counts_against_the_job_timeout(make_stack: MakeStack) -> None:
-    stack, _llm = await make_stack([Reply(text=repl("FINAL(1)"), first_byte_delay=5)], rlm_timeout=1.0)
+    stack, _llm = await make_stack([Reply(text=repl("FINAL(1)"), first_byte_delay=20)], rlm_timeout=5.0)
     events = await stack.stream([user("Slow.")])
     assert error_of(events)["code"] == "rlm_timeout"
     assert_ends_with_one_done(events)

@@ -4,17 +4,26 @@ factory must give working sandboxes afterwards (the service stays healthy)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
+import shutil
+import signal
+import socket
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from rlm_service.sandbox import SandboxError, SandboxFactory
-from rlm_service.sandbox.process import ProcessSandbox, ProcessSandboxFactory
+from rlm_service.sandbox.process import ProcessSandbox
+from tinychat_common.chatlog import open_private_log
 
 from tests.rlm.sandbox_fixtures import (  # noqa: F401  (fixtures)
+    REPO,
     assert_healthy,
     docker_unavailable_fixture,
+    process_unavailable_fixture,
     run,
     sandbox_backend_fixture,
     sandboxes_fixture,
@@ -44,7 +53,9 @@ async def test_tcp_to_a_host_loopback_listener_is_refused(sandboxes: SandboxFact
         server.close()
         await server.wait_closed()
     assert "connected" not in result.stdout
-    assert result.error and result.error.startswith(("OSError", "ConnectionRefusedError", "TimeoutError"))
+    assert result.error and result.error.startswith(
+        ("OSError", "ConnectionRefusedError", "TimeoutError", "PermissionError")
+    )
     assert accepted == 0
     await assert_healthy(sandboxes)
 
@@ -84,13 +95,18 @@ async def test_a_planted_host_file_cannot_be_read(sandboxes: SandboxFactory, tmp
     await assert_healthy(sandboxes)
 
 
-async def test_a_fork_bomb_is_contained(sandboxes: SandboxFactory) -> None:
-    if isinstance(sandboxes, ProcessSandboxFactory) and (await sandboxes.isolation()).mode == "none":
-        pytest.skip("without namespaces a fork bomb is bounded only by RLIMIT_NPROC of a shared uid")
+async def test_a_fork_bomb_is_contained(sandboxes: SandboxFactory, sandbox_backend: str) -> None:
     async with await sandboxes.create("") as sandbox:
-        result = await run(sandbox, "import os\nwhile True:\n    os.fork()", timeout=8)
+        try:
+            result = await run(sandbox, "import os\nwhile True:\n    os.fork()", timeout=8)
+        except SandboxError:
+            # gVisor: its kernel gives up on the sandbox as a whole; contained all the same.
+            assert sandbox_backend == "docker-runsc"
+            assert not sandbox.alive
+            result = None
     # Either every fork past the limit failed, or the time limit killed the lot.
-    assert result.timed_out or (result.error and "BlockingIOError" in result.error), result
+    if result is not None:
+        assert result.timed_out or (result.error and "BlockingIOError" in result.error), result
     await assert_healthy(sandboxes)
 
 
@@ -153,7 +169,9 @@ async def test_printing_100_mb_is_cut_to_the_output_limit(sandboxes: SandboxFact
     await assert_healthy(sandboxes)
 
 
-async def test_no_background_process_outlives_the_job(sandboxes: SandboxFactory) -> None:
+async def test_no_background_process_outlives_the_job(
+    sandboxes: SandboxFactory, sandbox_backend: str
+) -> None:
     marker = f"tinychat-leftover-{uuid.uuid4().hex}"
     code = f"""
 import os, subprocess, sys, time
@@ -171,6 +189,426 @@ print('started')
     async with await sandboxes.create("") as sandbox:
         result = await run(sandbox, code)
         assert result.stdout == "started\n", result
-        assert len(await wait_until_gone(marker, within=0)) >= 1  # they did start
+        if sandbox_backend != "docker-runsc":  # gVisor's processes live in its own kernel, unseen
+            assert len(await wait_until_gone(marker, within=0)) >= 1  # they did start
+    assert await wait_until_gone(marker) == []
+    await assert_healthy(sandboxes)
+
+
+# -- issue 12: attacks found against the earlier sandbox -------------------------------------
+
+
+def host_addresses() -> list[str]:
+    """Addresses of this machine a sandbox could try: loopback, its own outward address (found
+    without sending a packet) and docker's bridge gateway, where compose services listen."""
+    addresses = ["127.0.0.1"]
+    with contextlib.suppress(OSError), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("10.255.255.255", 9))  # UDP connect picks a route; nothing is sent
+        addresses.append(probe.getsockname()[0])
+    addresses.append("172.17.0.1")
+    return list(dict.fromkeys(addresses))
+
+
+async def test_no_address_of_the_host_is_reachable(sandboxes: SandboxFactory) -> None:
+    """A listener on every interface stands for another service or Redis."""
+    accepted = 0
+
+    async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        writer.close()
+
+    server = await asyncio.start_server(count, "0.0.0.0", 0)
+    port = server.sockets[0].getsockname()[1]
+    code = f"""
+import socket
+for address in {host_addresses()!r} + ['::1']:
+    try:
+        socket.create_connection((address, {port}), 2)
+        print('connected', address)
+    except OSError as exc:
+        print('refused', address, type(exc).__name__)
+"""
+    try:
+        async with await sandboxes.create("") as sandbox:
+            result = await run(sandbox, code)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert "connected" not in result.stdout, result
+    assert result.stdout.count("refused") == len(host_addresses()) + 1, result
+    assert accepted == 0
+    await assert_healthy(sandboxes)
+
+
+async def test_a_real_redis_on_the_host_is_unreachable(sandboxes: SandboxFactory) -> None:
+    redis_server = shutil.which("redis-server")
+    if redis_server is None:
+        pytest.skip("redis-server not installed")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    redis = await asyncio.create_subprocess_exec(
+        redis_server, "--port", str(port), "--bind", "0.0.0.0", "--save", "", "--protected-mode", "no",
+        stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        code = f"""
+import socket
+for address in {host_addresses()!r}:
+    try:
+        s = socket.create_connection((address, {port}), 2)
+        s.sendall(b'PING\\r\\n')
+        print('answered', address, s.recv(64))
+    except OSError as exc:
+        print('refused', address, type(exc).__name__)
+"""
+        async with await sandboxes.create("") as sandbox:
+            result = await run(sandbox, code)
+        assert "answered" not in result.stdout, result
+    finally:
+        redis.kill()
+        await redis.wait()
+    await assert_healthy(sandboxes)
+
+
+async def test_the_services_memory_and_another_jobs_context_are_out_of_reach(
+    sandboxes: SandboxFactory,
+) -> None:
+    secret = f"other-job-{uuid.uuid4().hex}"
+    service_secret = f"service-{uuid.uuid4().hex}"
+    _keep = service_secret.encode()  # in this (the service's) memory
+    code = f"""
+import os, re
+found = []
+# Every process but this one (whose memory holds this code, secrets included).
+pids = {{p for p in os.listdir('/proc') if p.isdigit()}} | {{str({os.getpid()}), '1'}}
+for pid in pids - {{str(os.getpid())}}:
+    for name in ('environ', 'cmdline'):
+        try:
+            found.append(open(f'/proc/{{pid}}/{{name}}', 'rb').read())
+        except OSError:
+            pass
+    try:
+        maps = open(f'/proc/{{pid}}/maps').read().splitlines()
+        with open(f'/proc/{{pid}}/mem', 'rb') as mem:
+            for line in maps:
+                start, end = (int(x, 16) for x in line.split()[0].split('-'))
+                if 'rw' in line.split()[1] and end - start < 64 * 1024**2:
+                    try:
+                        mem.seek(start)
+                        found.append(mem.read(end - start))
+                    except OSError:
+                        pass
+    except OSError:
+        pass
+blob = b''.join(found)
+print('other job' if {secret.encode()!r} in blob else 'no other job')
+print('service' if {service_secret.encode()!r} in blob else 'no service')
+"""
+    async with await sandboxes.create(secret) as other, await sandboxes.create("") as sandbox:
+        assert (await run(other, "print(len(context))")).stdout.strip() == str(len(secret))
+        result = await run(sandbox, code, timeout=60)
+    assert result.error is None, result
+    assert "no other job" in result.stdout and "no service" in result.stdout, result
+    assert _keep
+    await assert_healthy(sandboxes)
+
+
+async def test_the_service_cannot_be_signalled_or_traced(sandboxes: SandboxFactory) -> None:
+    received: list[int] = []
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, lambda: received.append(signal.SIGUSR1))
+    code = f"""
+import ctypes, os, signal
+libc = ctypes.CDLL(None, use_errno=True)
+for pid in {{{os.getpid()}, {os.getppid()}, 1}} - {{os.getpid()}}:  # not itself (PID 1 under gVisor)
+    try:
+        os.kill(pid, signal.SIGUSR1)
+        print('signalled', pid)
+    except OSError as exc:
+        print('no signal', pid, type(exc).__name__)
+    PTRACE_ATTACH = 16
+    if libc.ptrace(PTRACE_ATTACH, pid, 0, 0) == 0:
+        print('traced', pid)
+    else:
+        print('no trace', pid, ctypes.get_errno())
+"""
+    try:
+        async with await sandboxes.create("") as sandbox:
+            result = await run(sandbox, code)
+        await asyncio.sleep(0.2)
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR1)
+    assert "traced" not in result.stdout.replace("no trace", ""), result
+    assert received == [], result
+    await assert_healthy(sandboxes)
+
+
+@pytest.fixture
+def planted_host_files(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """World-readable secrets OUTSIDE /tmp: in the project tree, under /var, and a CHAT_LOG."""
+    secret = f"planted-{uuid.uuid4().hex}"
+    places = {
+        "project tree": REPO / f".planted-{uuid.uuid4().hex[:8]}.txt",
+        "var": Path("/var/tmp") / f"planted-{uuid.uuid4().hex[:8]}.txt",
+        "var lib": Path("/var/lib") / f"tinychat-planted-{uuid.uuid4().hex[:8]}.txt",
+    }
+    written = {}
+    for name, path in places.items():
+        with contextlib.suppress(OSError):
+            path.write_text(secret)
+            path.chmod(0o644)
+            written[name] = str(path)
+    chat_log = REPO / f".planted-chat-log-{uuid.uuid4().hex[:8]}.jsonl"
+    with open_private_log(str(chat_log)) as f:  # as chat-service writes it
+        f.write(json.dumps({"question": secret}) + "\n")
+    written["CHAT_LOG"] = str(chat_log)
+    yield {"secret": secret, **written}
+    for name, path in written.items():
+        if name != "secret":
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+async def test_planted_host_files_outside_tmp_and_the_chat_log_cannot_be_read(
+    sandboxes: SandboxFactory, planted_host_files: dict[str, str]
+) -> None:
+    secret = planted_host_files.pop("secret")
+    assert len(planted_host_files) >= 3
+    code = f"""
+import os
+paths = {sorted(planted_host_files.values())!r}
+for path in paths:
+    for where in (path, '/proc/1/root' + path, '/proc/self/root' + path):
+        try:
+            print(open(where).read())
+        except OSError as exc:
+            print('refused', where, type(exc).__name__)
+print('tree', sorted(os.listdir('/')))
+"""
+    async with await sandboxes.create("") as sandbox:
+        result = await run(sandbox, code)
+    assert secret not in result.stdout + result.stderr, result
+    assert "refused" in result.stdout
+    await assert_healthy(sandboxes)
+
+
+async def test_a_0777_host_unix_socket_cannot_be_reached(sandboxes: SandboxFactory) -> None:
+    accepted = 0
+
+    async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal accepted
+        accepted += 1
+        writer.close()
+
+    places = [
+        Path("/run") / f"tinychat-test-{uuid.uuid4().hex[:8]}.sock",
+        REPO / f".test-{uuid.uuid4().hex[:8]}.sock",
+    ]
+    servers = []
+    for path in places:
+        servers.append(await asyncio.start_unix_server(count, str(path)))
+        path.chmod(0o777)
+    code = f"""
+import socket
+for path in {[str(p) for p in places]!r}:
+    try:
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(path)
+        print('connected', path)
+    except OSError as exc:
+        print('refused', path, type(exc).__name__)
+"""
+    try:
+        async with await sandboxes.create("") as sandbox:
+            result = await run(sandbox, code)
+    finally:
+        for server in servers:
+            server.close()
+            await server.wait_closed()
+        for path in places:
+            with contextlib.suppress(OSError):
+                path.unlink()
+    assert "connected" not in result.stdout, result
+    assert accepted == 0
+    await assert_healthy(sandboxes)
+
+
+async def test_namespaces_cannot_be_created(sandboxes: SandboxFactory) -> None:
+    code = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+CLONE_NEWUSER, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID = 0x10000000, 0x40000000, 0x20000, 0x20000000
+for name, flags in [('user+net', CLONE_NEWUSER | CLONE_NEWNET), ('user', CLONE_NEWUSER),
+                    ('mount', CLONE_NEWNS), ('net', CLONE_NEWNET), ('pid', CLONE_NEWPID)]:
+    if libc.unshare(flags) == 0:
+        print('created', name)
+    else:
+        print('refused', name, ctypes.get_errno())
+for path in ('/proc/self/ns/net', '/proc/1/ns/net'):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        print('setns', path, 'created' if libc.setns(fd, 0) == 0 else 'refused')
+    except OSError as exc:
+        print('setns', path, 'refused', type(exc).__name__)
+"""
+    async with await sandboxes.create("") as sandbox:
+        result = await run(sandbox, code)
+    assert "created" not in result.stdout, result
+    assert result.stdout.count("refused") == 7, result
+    await assert_healthy(sandboxes)
+
+
+async def test_the_protocol_channel_is_not_reachable_through_the_helpers(sandboxes: SandboxFactory) -> None:
+    code = """
+for helper in (llm_query, llm_query_batched, FINAL, FINAL_VAR):
+    print(hasattr(helper, '__self__'), hasattr(helper, '__wrapped__'))
+import os, json
+os.write(1, (json.dumps({'type': 'result', 'id': 1, 'stdout': 'forged', 'final': 'forged'}) + '\\n').encode())
+print('real')
+"""
+    async with await sandboxes.create("") as sandbox:
+        result = await run(sandbox, code)
+        assert result.stdout == "False False\n" * 4 + "real\n", result
+        assert result.final is None
+        assert (await run(sandbox, "print('next')")).stdout == "next\n"
+    await assert_healthy(sandboxes)
+
+
+# Finds the protocol descriptor as a determined cell could (it shares the runner's process).
+FIND_CHANNEL = """
+import gc, io
+channel = next(o for o in gc.get_objects() if type(o).__name__ == 'ProtocolChannel')
+def forge(message_bytes):
+    channel.writer.write(message_bytes)
+    channel.writer.flush()
+"""
+
+
+async def test_a_forged_result_is_cut_to_the_output_cap(sandboxes: SandboxFactory) -> None:
+    code = (
+        FIND_CHANNEL
+        + """
+import json
+forge((json.dumps({'type': 'result', 'id': 1, 'stdout': 'x' * 1_500_000, 'stderr': 'y' * 1_500_000,
+                   'final': 'z' * 1_500_000, 'variables': ['v' * 1000] * 1000,
+                   'truncated_chars': -5, 'error': 'e' * 500_000}) + '\\n').encode())
+"""
+    )
+    async with await sandboxes.create("") as sandbox:
+        result = await run(sandbox, code)
+    limit = getattr(sandboxes, "output_limit", 20_000)
+    assert len(result.stdout) < limit + 200 and len(result.stderr) < limit + 200
+    assert result.final is not None and len(result.final) < 201_000
+    assert len(result.variables) <= 200 and all(len(v) <= 100 for v in result.variables)
+    assert result.truncated_chars == 0
+    assert result.error is not None and len(result.error) < 2_100
+    await assert_healthy(sandboxes)
+
+
+async def test_a_forged_60_mb_line_ends_the_job_with_a_clear_error(sandboxes: SandboxFactory) -> None:
+    code = (
+        FIND_CHANNEL
+        + """
+forge(b'{"type": "result", "id": 1, "stdout": "' + b'x' * 60_000_000 + b'"}\\n')
+"""
+    )
+    async with await sandboxes.create("") as sandbox:
+        with pytest.raises(SandboxError, match="line limit"):
+            await run(sandbox, code, timeout=60)
+        assert not sandbox.alive
+    await assert_healthy(sandboxes)
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        '{"type": "result", "id": 7, "stdout": "for a cell never sent"}',
+        '{"type": "llm_query", "id": 99, "prompts": ["out of sequence"]}',
+        '{"type": "llm_reply", "id": 1, "answers": ["a reply from the sandbox"]}',
+    ],
+)
+async def test_an_id_not_asked_for_ends_the_job(sandboxes: SandboxFactory, forged: str) -> None:
+    code = FIND_CHANNEL + f"forge({forged!r}.encode() + b'\\n')\nimport time\ntime.sleep(5)"
+    async with await sandboxes.create("") as sandbox:
+        with pytest.raises(SandboxError, match="protocol"):
+            await run(sandbox, code)
+        assert not sandbox.alive
+    await assert_healthy(sandboxes)
+
+
+async def test_forks_cannot_hold_more_than_the_sandboxs_memory(sandboxes: SandboxFactory) -> None:
+    """Four children of 100 MB each in a 256 MB sandbox: RLIMIT_AS alone would let them."""
+    code = """
+import os, time
+holding = []
+for _ in range(4):
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        block = bytearray(100 * 1024**2)
+        for i in range(0, len(block), 4096):
+            block[i] = 1
+        os.write(write, b'1')
+        time.sleep(30)
+        os._exit(0)
+    os.close(write)
+    holding.append((pid, read))
+time.sleep(2)
+alive = 0
+for pid, read in holding:
+    got = os.read(read, 1)
+    done, _ = os.waitpid(pid, os.WNOHANG)
+    alive += got == b'1' and done == 0
+print('holding', alive)
+"""
+    async with await sandboxes.create("") as sandbox:
+        try:
+            result = await run(sandbox, code, timeout=60)
+        except SandboxError as exc:  # the whole sandbox was killed for its memory: also a pass
+            assert "memory" in str(exc) or "killed" in str(exc)
+        else:
+            assert result.stdout.startswith("holding"), result
+            assert int(result.stdout.split()[1]) <= 2, result
+    await assert_healthy(sandboxes)
+
+
+async def test_the_next_job_sees_no_file_and_no_process_of_the_last(sandboxes: SandboxFactory) -> None:
+    marker = f"tinychat-leftover-{uuid.uuid4().hex}"
+    plant = f"""
+import os, subprocess, sys
+for directory in ('/tmp', '/var/tmp', '/dev/shm', '/run/lock', os.getcwd()):
+    try:
+        with open(os.path.join(directory, {marker!r}), 'w') as f:
+            f.write('left behind')
+    except OSError:
+        pass
+subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)', {marker!r}],
+                 start_new_session=True, stdin=subprocess.DEVNULL,
+                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+"""
+    look = f"""
+import os
+found = []
+for directory in ('/tmp', '/var/tmp', '/dev/shm', '/run/lock', os.getcwd()):
+    if os.path.exists(os.path.join(directory, {marker!r})):
+        found.append(directory)
+for pid in [p for p in os.listdir('/proc') if p.isdigit()]:
+    try:
+        if {marker!r}.encode() in open(f'/proc/{{pid}}/cmdline', 'rb').read():
+            found.append('process ' + pid)
+    except OSError:
+        pass
+print('found', found)
+"""
+    async with await sandboxes.create("") as first:
+        assert (await run(first, plant)).error is None
+    async with await sandboxes.create("") as second:
+        result = await run(second, look)
+    assert result.stdout == "found []\n", result
+    for directory in ("/tmp", "/var/tmp", "/dev/shm", "/run/lock"):
+        assert not await asyncio.to_thread(os.path.exists, os.path.join(directory, marker)), directory
     assert await wait_until_gone(marker) == []
     await assert_healthy(sandboxes)

@@ -16,6 +16,7 @@ from tinychat_common.errors import UpstreamError
 
 from tests.rlm.sandbox_fixtures import (  # noqa: F401  (fixtures)
     docker_unavailable_fixture,
+    process_unavailable_fixture,
     run,
     sandbox_backend_fixture,
     sandboxes_fixture,

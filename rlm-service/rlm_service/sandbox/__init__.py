@@ -35,6 +35,7 @@ def make_sandbox_factory(settings: SandboxSettings, *, owner: str | None = None)
             pids=settings.rlm_sandbox_pids,
             output_limit=settings.rlm_output_limit,
             owner=owner,
+            runtime=settings.rlm_sandbox_runtime,
         )
     from .process import ProcessSandboxFactory
 

@@ -31,6 +31,8 @@ class SandboxSettings(BaseSettings):
     # Where LLM-written code runs: "process" (a locked-down child process) or "docker".
     rlm_sandbox: Literal["process", "docker"] = "process"
     rlm_sandbox_image: str = "tinychat-sandbox:latest"
+    # The docker backend's OCI runtime: "" for docker's default, "runsc" for gVisor.
+    rlm_sandbox_runtime: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$")
     rlm_sandbox_memory: str = "512m"
     rlm_sandbox_cpus: float = Field(default=1.0, gt=0, le=64)
     rlm_sandbox_pids: int = Field(default=64, ge=8, le=4096)

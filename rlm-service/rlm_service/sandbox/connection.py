@@ -1,14 +1,21 @@
-"""The host side of the runner's JSON-lines protocol (see runner.py), shared by both backends.
+"""The host side of the runner's JSON-lines protocol (see runner.py), shared by every backend.
 
 `RunnerSandbox` holds everything about a running runner that does not depend on how it is
 isolated: the handshake, cells with their time limit, llm_query round trips, and the rule
 that a sandbox that timed out, was cancelled, or broke the protocol is killed at once.
+
+Nothing the sandbox sends is trusted: cell code runs in the same process as the runner and can
+write any line it likes to the protocol descriptor. So a line longer than MAX_LINE_BYTES ends
+the job (it is never buffered whole), every field of a result is cut to its cap here, and a
+message whose id was not asked for (a result for another cell, an llm_query out of sequence)
+ends the job.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -17,13 +24,25 @@ from typing import Any
 
 from tinychat_common.errors import TinyChatError
 
+from . import seccomp
 from .base import CellResult, LlmQuery, Sandbox, SandboxError
 
 log = logging.getLogger("tinychat.rlm.sandbox")
 
-# The longest line the runner may send (an llm_query over a large slice of the context).
-MAX_MESSAGE_BYTES = 128 * 1024 * 1024
+# The longest line the runner may send: a batch of llm_query prompts is the largest honest
+# one (the runner refuses to send a bigger batch, so the cell gets a readable error instead).
+MAX_LINE_BYTES = 8 * 1024 * 1024
+# What a stream reader may hold before it stops reading from the sandbox.
+READ_BUFFER_BYTES = MAX_LINE_BYTES
+MAX_MESSAGE_BYTES = MAX_LINE_BYTES  # the former name, kept for callers
 START_TIMEOUT = 20.0
+# Caps of a result's fields (characters), whatever the runner claims.
+MAX_FINAL_CHARS = 200_000
+MAX_ERROR_CHARS = 2_000
+MAX_VARIABLES = 200
+MAX_VARIABLE_NAME_CHARS = 100
+# The output markers a runner adds when it cuts (see runner.CappedText) fit in this slack.
+OUTPUT_SLACK_CHARS = 100
 
 
 class RunnerSandbox(Sandbox):
@@ -35,6 +54,8 @@ class RunnerSandbox(Sandbox):
         self._dead = False
         self._busy = asyncio.Lock()
         self._next_cell = 0
+        self._last_query = 0
+        self.output_limit = 20_000
 
     # -- what a backend provides --------------------------------------------------------------
 
@@ -63,7 +84,21 @@ class RunnerSandbox(Sandbox):
 
     async def start(self, context: str | list[str], *, output_limit: int, limits: dict[str, int]) -> None:
         """Send the context and wait for the runner to say it is ready."""
-        init = {"type": "init", "context": context, "output_limit": output_limit, "limits": limits}
+        self.output_limit = output_limit
+        try:
+            syscall_filter = _job_filter_hex()
+        except SandboxError:
+            await self.kill()
+            raise
+        init = {
+            "type": "init",
+            "context": context,
+            "output_limit": output_limit,
+            "max_line_bytes": MAX_LINE_BYTES,
+            "limits": limits,
+            # The runner installs it on itself before any cell runs, under every backend.
+            "seccomp": syscall_filter,
+        }
         try:
             async with asyncio.timeout(START_TIMEOUT):
                 await self._send(init)
@@ -117,14 +152,19 @@ class RunnerSandbox(Sandbox):
             budget -= time.monotonic() - started
             kind = message.get("type")
             if kind == "llm_query":
+                if message.get("id") != self._last_query + 1:
+                    raise SandboxError("the sandbox broke the protocol (an llm_query id out of sequence)")
+                self._last_query += 1
                 answers = await self._answer(message, llm_query)
-                await self._send({"type": "llm_reply", "id": message.get("id"), **answers})
-            elif kind == "result" and message.get("id") == cell_id:
-                return _cell_result(message)
+                await self._send({"type": "llm_reply", "id": self._last_query, **answers})
+            elif kind == "result":
+                if message.get("id") != cell_id:
+                    raise SandboxError("the sandbox broke the protocol (a result for a cell not asked for)")
+                return _cell_result(message, self.output_limit)
             elif kind == "fatal":
-                raise SandboxError(f"the sandbox failed: {message.get('error')}")
+                raise SandboxError(f"the sandbox failed: {_cut(str(message.get('error')), MAX_ERROR_CHARS)}")
             else:
-                raise SandboxError(f"the sandbox broke the protocol (unexpected {kind!r})")
+                raise SandboxError(f"the sandbox broke the protocol (unexpected {_cut(repr(kind), 40)})")
 
     async def _answer(self, message: dict[str, Any], llm_query: LlmQuery) -> dict[str, Any]:
         prompts = message.get("prompts")
@@ -155,8 +195,11 @@ class RunnerSandbox(Sandbox):
     async def _receive(self) -> dict[str, Any]:
         try:
             line = await self._reader.readline()
-        except (ValueError, asyncio.LimitOverrunError) as exc:
-            raise SandboxError("the sandbox sent a message over the size limit") from exc
+        except (ValueError, asyncio.LimitOverrunError):
+            # Never read on: the rest of the line stays in the pipe until the sandbox is killed.
+            raise SandboxError(
+                f"the sandbox sent a message over the {MAX_LINE_BYTES // 1024**2} MB line limit"
+            ) from None
         except (ConnectionError, OSError) as exc:
             raise SandboxError("the sandbox connection broke") from exc
         if not line.endswith(b"\n"):
@@ -170,20 +213,42 @@ class RunnerSandbox(Sandbox):
         return message
 
 
-def _cell_result(message: dict[str, Any]) -> CellResult:
-    def text(key: str) -> str:
-        value = message.get(key)
-        return value if isinstance(value, str) else ""
+@functools.cache
+def _job_filter_hex() -> str:
+    try:
+        return seccomp.job_filter().hex()
+    except OSError as exc:
+        raise SandboxError(f"no syscall filter for this machine: {exc.strerror}") from None
 
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + f"\n[… {len(text) - limit:,} characters cut …]"
+
+
+def _cell_result(message: dict[str, Any], output_limit: int) -> CellResult:
+    """The runner's result with every field checked and cut to its cap (the runner cuts too,
+    but a forged line need not)."""
+
+    def text(key: str, limit: int) -> str:
+        value = message.get(key)
+        return _cut(value, limit) if isinstance(value, str) else ""
+
+    output_cap = output_limit + OUTPUT_SLACK_CHARS
+    stdout, stderr = text("stdout", output_cap), text("stderr", output_cap)
     final = message.get("final")
     error = message.get("error")
     variables = message.get("variables")
     truncated = message.get("truncated_chars")
+    names = (
+        [v[:MAX_VARIABLE_NAME_CHARS] for v in variables[:MAX_VARIABLES] if isinstance(v, str)]
+        if isinstance(variables, list)
+        else []
+    )
     return CellResult(
-        stdout=text("stdout"),
-        stderr=text("stderr"),
-        final=final if isinstance(final, str) else None,
-        variables=[v for v in variables if isinstance(v, str)] if isinstance(variables, list) else [],
-        error=error if isinstance(error, str) else None,
-        truncated_chars=truncated if isinstance(truncated, int) else 0,
+        stdout=stdout,
+        stderr=stderr,
+        final=_cut(final, MAX_FINAL_CHARS) if isinstance(final, str) else None,
+        variables=names,
+        error=_cut(error, MAX_ERROR_CHARS) if isinstance(error, str) else None,
+        truncated_chars=truncated if isinstance(truncated, int) and 0 <= truncated < 2**53 else 0,
     )

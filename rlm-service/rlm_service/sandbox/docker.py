@@ -25,11 +25,14 @@ from docker.models.containers import Container
 from docker.types import Ulimit
 
 from .base import SandboxError, SandboxFactory
-from .connection import MAX_MESSAGE_BYTES, RunnerSandbox
+from .connection import MAX_LINE_BYTES, READ_BUFFER_BYTES, RunnerSandbox
 
 log = logging.getLogger("tinychat.rlm.sandbox")
 
 LABEL = "tinychat.sandbox"
+# What the attach stream may hold unread before the sandbox is cut off (two full lines).
+ATTACH_BUFFER_BYTES = 2 * MAX_LINE_BYTES
+_FRAME_CHUNK = 64 * 1024
 OWNER_LABEL = "tinychat.owner"
 _STDOUT, _STDERR = 1, 2
 
@@ -103,6 +106,7 @@ class DockerSandboxFactory(SandboxFactory):
         output_limit: int = 20_000,
         disk: str = "64m",
         owner: str | None = None,
+        runtime: str = "",
     ) -> None:
         self.image = image
         self.memory = memory
@@ -111,8 +115,10 @@ class DockerSandboxFactory(SandboxFactory):
         self.output_limit = output_limit
         self.disk = disk
         self.owner = owner or socket.gethostname()
+        self.runtime = runtime  # "" is docker's default (runc); "runsc" is gVisor
         self._client: docker.DockerClient | None = None
         self._live: dict[str, Container] = {}
+        self._abandoned: set[asyncio.Future[None]] = set()
 
     # -- docker calls (blocking; run in threads) ----------------------------------------------
 
@@ -143,10 +149,13 @@ class DockerSandboxFactory(SandboxFactory):
                 mem_limit=self.memory,
                 memswap_limit=self.memory,  # no swap: the memory limit is the limit
                 nano_cpus=int(self.cpus * 1e9),
-                pids_limit=self.pids,
+                # gVisor's own threads count against the pids cgroup (its guest processes do
+                # not: they live inside its kernel), so it gets room for them on top.
+                pids_limit=self.pids + (64 if "runsc" in self.runtime else 0),
                 ulimits=[Ulimit(name="nofile", soft=64, hard=64)],
                 labels={LABEL: "1", OWNER_LABEL: self.owner},
                 environment={},
+                **({"runtime": self.runtime} if self.runtime else {}),
             )
             self._live[container.id or ""] = container
             try:
@@ -185,7 +194,13 @@ class DockerSandboxFactory(SandboxFactory):
     # -- the factory --------------------------------------------------------------------------
 
     async def create(self, context: str | list[str]) -> DockerSandbox:
-        container, attached = await asyncio.to_thread(self._run_container)
+        starting = asyncio.ensure_future(asyncio.to_thread(self._run_container))
+        try:
+            container, attached = await asyncio.shield(starting)
+        except asyncio.CancelledError:
+            # The job ended while docker was still starting it: remove it once it exists.
+            starting.add_done_callback(self._remove_abandoned)
+            raise
         try:
             reader, writer, demux = await _open_streams(attached)
         except BaseException:
@@ -193,8 +208,22 @@ class DockerSandboxFactory(SandboxFactory):
             raise
         sandbox = DockerSandbox(container, attached, reader, writer, demux, self)
         limits = {"open_files": 64, "file_size": 64 * 1024**2}
+        if "runsc" in self.runtime:
+            # gVisor's guest processes are not host processes, so the pids cgroup does not
+            # count them; inside its kernel RLIMIT_NPROC does, and counts this sandbox alone.
+            limits["processes"] = self.pids
         await sandbox.start(context, output_limit=self.output_limit, limits=limits)
         return sandbox
+
+    def _remove_abandoned(self, starting: asyncio.Future[tuple[Container, Any]]) -> None:
+        if starting.cancelled() or starting.exception() is not None:
+            return
+        container, attached = starting.result()
+        with contextlib.suppress(Exception):
+            attached.close()
+        task = asyncio.ensure_future(self.remove(container))
+        self._abandoned.add(task)
+        task.add_done_callback(self._abandoned.discard)
 
     async def remove(self, container: Container) -> None:
         await asyncio.to_thread(self._remove_now, container)
@@ -215,13 +244,19 @@ class DockerSandboxFactory(SandboxFactory):
         await self.ping()
 
     async def ping(self) -> None:
-        """Raise SandboxError unless the engine answers and the image exists."""
+        """Raise SandboxError unless the engine answers, the image exists and the runtime asked
+        for is registered (never a silent fall back to the default runtime)."""
 
         def check() -> None:
             client = self._docker()
             with _docker_errors(self.image):
                 client.ping()
                 client.images.get(self.image)
+                if self.runtime and self.runtime not in (client.info().get("Runtimes") or {}):
+                    raise SandboxError(
+                        f"the docker engine has no runtime {self.runtime!r} (RLM_SANDBOX_RUNTIME); "
+                        "register it in /etc/docker/daemon.json and restart dockerd"
+                    )
 
         await asyncio.to_thread(check)
 
@@ -233,23 +268,38 @@ async def _open_streams(
     are; reads carry docker's multiplexing frames, which a task unpacks into `stdout`."""
     raw = getattr(attached, "_sock", attached)
     raw.setblocking(False)
-    muxed, writer = await asyncio.open_connection(sock=raw, limit=MAX_MESSAGE_BYTES)
-    stdout = asyncio.StreamReader(limit=MAX_MESSAGE_BYTES)
+    muxed, writer = await asyncio.open_connection(sock=raw, limit=_FRAME_CHUNK)
+    stdout = asyncio.StreamReader(limit=READ_BUFFER_BYTES)
     demux = asyncio.create_task(_demultiplex(muxed, stdout))
     return stdout, writer, demux
 
 
 async def _demultiplex(muxed: asyncio.StreamReader, stdout: asyncio.StreamReader) -> None:
-    # Each frame: 1 byte stream type, 3 zero bytes, 4 bytes big-endian length, payload.
+    """Each frame: 1 byte stream type, 3 zero bytes, 4 bytes big-endian length, payload.
+    Read in chunks, and never more than the host has not consumed yet allows: the runner
+    sends one message and waits for an answer, so a sandbox that keeps sending past two
+    full lines unread is broken or hostile, and its stream ends with an error."""
     try:
         while True:
             header = await muxed.readexactly(8)
-            payload = await muxed.readexactly(int.from_bytes(header[4:8], "big"))
-            if header[0] == _STDOUT:
-                stdout.feed_data(payload)
-            elif header[0] == _STDERR:
-                log.debug("sandbox stderr: %r", payload[:500])
+            remaining = int.from_bytes(header[4:8], "big")
+            while remaining:
+                chunk = await muxed.read(min(remaining, _FRAME_CHUNK))
+                if not chunk:
+                    raise asyncio.IncompleteReadError(b"", remaining)
+                remaining -= len(chunk)
+                if header[0] == _STDOUT:
+                    stdout.feed_data(chunk)
+                elif header[0] == _STDERR:
+                    log.debug("sandbox stderr: %r", chunk[:500])
+            if _unread(stdout) > ATTACH_BUFFER_BYTES:
+                stdout.set_exception(ValueError("the sandbox sent more than it was asked for"))
+                return
     except (asyncio.IncompleteReadError, ConnectionError, OSError):
         pass
     finally:
         stdout.feed_eof()
+
+
+def _unread(reader: asyncio.StreamReader) -> int:
+    return len(getattr(reader, "_buffer", b""))

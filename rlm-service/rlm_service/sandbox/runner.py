@@ -16,7 +16,10 @@ Protocol (one JSON object per line; the host speaks first):
 
 The protocol travels on duplicates of the original stdin/stdout; file descriptors 0, 1 and 2
 point at /dev/null while cells run and `sys.stdout`/`sys.stderr` capture into bounded
-buffers, so nothing a cell prints can look like a protocol line to the host.
+buffers, so nothing a cell prints can look like a protocol line to the host. The helpers a
+cell gets are plain functions, not bound methods, so `llm_query.__self__.channel` leads
+nowhere. None of this is a security boundary (cell code shares this process and could find
+the descriptor): the host trusts no line, caps every field and checks every id.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import sys
 import traceback
 
 DEFAULT_OUTPUT_LIMIT = 20_000
+DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
 MAX_VARIABLES_LISTED = 200
 # This file's name as its code objects know it (a path, or "<string>" when run with -c).
 RUNNER_FILE = (lambda: None).__code__.co_filename
@@ -118,6 +122,7 @@ class Runner:
         self.channel = channel
         self.owner_pid = os.getpid()
         self.output_limit = DEFAULT_OUTPUT_LIMIT
+        self.max_line_bytes = DEFAULT_MAX_LINE_BYTES
         self.final: str | None = None
         self.next_query_id = 0
         self.cell_count = 0
@@ -130,7 +135,10 @@ class Runner:
         if init.get("type") != "init":
             raise ValueError("the first message must be init")
         apply_limits(init.get("limits") or {})
+        if init.get("seccomp"):
+            install_syscall_filter(bytes.fromhex(init["seccomp"]))
         self.output_limit = int(init.get("output_limit") or DEFAULT_OUTPUT_LIMIT)
+        self.max_line_bytes = int(init.get("max_line_bytes") or DEFAULT_MAX_LINE_BYTES)
         context = init.get("context", "")
         if not (
             isinstance(context, str)
@@ -143,10 +151,10 @@ class Runner:
             "__builtins__": builtins,
             "context": context,
             "answer": {"content": "", "ready": False},
-            "llm_query": self.llm_query,
-            "llm_query_batched": self.llm_query_batched,
-            "FINAL": self.set_final,
-            "FINAL_VAR": self.set_final_from_variable,
+            "llm_query": plain_function(self.llm_query),
+            "llm_query_batched": plain_function(self.llm_query_batched),
+            "FINAL": plain_function(self.set_final),
+            "FINAL_VAR": plain_function(self.set_final_from_variable),
         }
         self.channel.send({"type": "ready"})
 
@@ -181,6 +189,12 @@ class Runner:
     def _ask(self, prompts: list[str]) -> list[str]:
         if os.getpid() != self.owner_pid:
             raise RuntimeError("llm_query is not available in a child process")
+        line = json.dumps({"type": "llm_query", "id": self.next_query_id + 1, "prompts": prompts})
+        if len(line) + 16 > self.max_line_bytes:  # ASCII JSON: one byte per character
+            raise ValueError(
+                f"llm_query: these prompts come to {len(line):,} bytes; at most "
+                f"{self.max_line_bytes:,} go in one call: send fewer or shorter prompts at a time"
+            )
         self.next_query_id += 1
         query_id = self.next_query_id
         self.channel.send({"type": "llm_query", "id": query_id, "prompts": prompts})
@@ -261,6 +275,17 @@ class Runner:
         return names
 
 
+def plain_function(method):
+    """`method` as a function of its own: no `__self__`, no `__wrapped__` back to the runner."""
+
+    def helper(*args, **kwargs):
+        return method(*args, **kwargs)
+
+    helper.__name__ = helper.__qualname__ = method.__name__
+    helper.__doc__ = method.__doc__
+    return helper
+
+
 def format_cell_error(exc: BaseException) -> str:
     """The traceback of the cell's own code, without the runner's frames."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != RUNNER_FILE]
@@ -288,6 +313,27 @@ def apply_limits(limits: dict) -> None:
         _, hard = resource.getrlimit(which)
         value = int(value) if hard == resource.RLIM_INFINITY else min(int(value), hard)
         resource.setrlimit(which, (value, value))
+
+
+def install_syscall_filter(program: bytes) -> None:
+    """The host's seccomp filter (seccomp.job_filter()) on this process and every process it
+    will start, before any cell runs: the same wall under every backend, whatever the
+    container runtime applies or not (gVisor does not apply docker's profile). Raises when the
+    kernel refuses, so the sandbox never starts without it."""
+    import ctypes
+
+    pr_set_no_new_privs, pr_set_seccomp, seccomp_mode_filter = 38, 22, 2
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    buffer = ctypes.create_string_buffer(program, len(program))
+    fprog = SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    if libc.prctl(pr_set_no_new_privs, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) was refused")
+    if libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.byref(fprog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "the seccomp filter was refused")
 
 
 def open_protocol_channel() -> ProtocolChannel:
