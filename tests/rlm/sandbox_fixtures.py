@@ -2,7 +2,11 @@
 is shared), and checks that a sandbox left nothing running.
 
 The docker backend runs against an image built here from the repository's runner (so it is
-never stale); it is skipped, with the reason, when no engine runs.
+never stale); it is skipped, with the reason, when no engine runs. The pool backend runs
+against runner containers started here from the pool image (also built from the repository),
+under the constraints compose and Kubernetes' restricted profile give them: non-root,
+read-only root, no capabilities, no-new-privileges, Docker's default seccomp profile, and
+memory, CPU and process limits (see tests/rlm/pool_runners.py).
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from pathlib import Path
 import pytest
 from rlm_service.sandbox import CellResult, Sandbox, SandboxFactory
 from rlm_service.sandbox.docker import LABEL, OWNER_LABEL, DockerSandboxFactory
+from rlm_service.sandbox.pool import PoolSandboxFactory
 from rlm_service.sandbox.process import ProcessSandboxFactory
+
+from tests.rlm.pool_runners import PoolRunners, pool_runners_fixture  # noqa: F401 (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_IMAGE = "tinychat-sandbox:test"
@@ -72,7 +79,14 @@ def docker_unavailable_fixture() -> str | None:
     return _build_test_image()
 
 
-@pytest.fixture(name="sandbox_backend", params=["process", pytest.param("docker", marks=pytest.mark.docker)])
+@pytest.fixture(
+    name="sandbox_backend",
+    params=[
+        "process",
+        pytest.param("docker", marks=pytest.mark.docker),
+        pytest.param("pool", marks=pytest.mark.docker),
+    ],
+)
 def sandbox_backend_fixture(request: pytest.FixtureRequest) -> str:
     if request.param == "docker":
         reason = request.getfixturevalue("docker_unavailable")
@@ -81,7 +95,16 @@ def sandbox_backend_fixture(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def make_factory(backend: str, **overrides: object) -> SandboxFactory:
+def make_factory(backend: str, pool: PoolRunners | None = None, **overrides: object) -> SandboxFactory:
+    if backend == "pool":
+        assert pool is not None, "the pool backend needs the pool_runners fixture"
+        options = {
+            "endpoints": pool.endpoints,
+            "memory_bytes": SMALL_MEMORY,
+            "disk_bytes": 16 * 1024**2,
+            "wait": 5.0,
+        }
+        return PoolSandboxFactory(**{**options, **overrides})
     if backend == "docker":
         options: dict = {"image": TEST_IMAGE, "memory": "256m", "pids": SMALL_PIDS, "disk": "16m"}
         options["owner"] = f"tests-{uuid.uuid4().hex[:12]}"
@@ -96,10 +119,15 @@ def make_factory(backend: str, **overrides: object) -> SandboxFactory:
 
 
 @pytest.fixture(name="sandboxes")
-async def sandboxes_fixture(sandbox_backend: str) -> AsyncIterator[SandboxFactory]:
-    factory = make_factory(sandbox_backend)
+async def sandboxes_fixture(
+    sandbox_backend: str, request: pytest.FixtureRequest
+) -> AsyncIterator[SandboxFactory]:
+    pool = request.getfixturevalue("pool_runners") if sandbox_backend == "pool" else None
+    factory = make_factory(sandbox_backend, pool)
     yield factory
     await factory.close()
+    if pool is not None:
+        assert await pool.all_idle(), "a runner was still busy after its job ended"
     if isinstance(factory, DockerSandboxFactory):
         assert await asyncio.to_thread(_containers_of, factory.owner) == [], "sandbox containers left behind"
 
