@@ -18,6 +18,7 @@ from tests.rlm.harness import (
     start_chat_service,
     start_rlm_service,
 )
+from tests.rlm.pool_runners import pool_runners_fixture  # noqa: F401 (fixture: sandbox pool runners)
 from tests.support.net import server_url
 
 MakeStack = Callable[..., Awaitable[tuple[RlmStack, ScriptedLLM]]]

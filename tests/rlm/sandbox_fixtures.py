@@ -25,7 +25,7 @@ from rlm_service.sandbox.docker import LABEL, OWNER_LABEL, DockerSandboxFactory
 from rlm_service.sandbox.pool import PoolSandboxFactory
 from rlm_service.sandbox.process import ProcessSandboxFactory
 
-from tests.rlm.pool_runners import PoolRunners, pool_runners_fixture  # noqa: F401 (fixture)
+from tests.rlm.pool_runners import PoolRunners
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_IMAGE = "tinychat-sandbox:test"

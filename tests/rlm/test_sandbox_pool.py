@@ -26,7 +26,7 @@ from rlm_service.sandbox.pool import PoolSandboxFactory
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.rlm.harness import ScriptedLLM, repl, rlm_settings, start_chat_service, start_rlm_service
-from tests.rlm.pool_runners import PORT, PoolRunners, pool_runners_fixture  # noqa: F401 (fixture)
+from tests.rlm.pool_runners import PORT, PoolRunners
 from tests.rlm.sandbox_fixtures import assert_healthy, make_factory, run
 from tests.support.net import free_port, server_url
 from tests.support.sse import read_events

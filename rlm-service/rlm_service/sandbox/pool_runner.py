@@ -116,7 +116,7 @@ class Job:
         self.exit_status: int | None = None
 
 
-def become_job(connection: socket.socket, runner: ModuleType, seccomp: ModuleType | None) -> None:
+def become_job(connection: socket.socket, runner: ModuleType, seccomp: ModuleType) -> None:
     """In the forked child: drop everything of the server, then run the REPL. Never returns."""
     code = 70
     try:
@@ -144,8 +144,7 @@ def become_job(connection: socket.socket, runner: ModuleType, seccomp: ModuleTyp
         cpu = int(os.environ.get("SANDBOX_JOB_CPU_SECONDS", "0") or 0)
         if cpu:
             resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
-        if seccomp is not None:
-            seccomp.apply_to_current_process()  # last: nothing after this needs a refused call
+        seccomp.apply_to_current_process()  # last: nothing after this needs a refused call
         code = runner.main()
     except BaseException:
         code = 71
@@ -367,11 +366,8 @@ def remove_ipc_objects() -> None:
 # -- start -----------------------------------------------------------------------------------
 
 
-def load_seccomp() -> ModuleType | None:
+def load_seccomp() -> ModuleType:
     """The job filter (seccomp.py). Without it the server does not start: fail closed."""
-    if not Path(__file__).with_name("seccomp.py").exists():
-        log("no_job_filter")  # TODO(sandbox-harden): seccomp.py not merged yet
-        return None
     module = load_sibling("seccomp")
     module.job_filter()  # builds the program now, so a broken filter stops the start
     return module
