@@ -367,9 +367,23 @@ def remove_ipc_objects() -> None:
 
 
 def load_seccomp() -> ModuleType:
-    """The job filter (seccomp.py). Without it the server does not start: fail closed."""
+    """The job filter (seccomp.py), installed once in a throw-away child to prove the kernel
+    takes it. Without it the server does not start: fail closed."""
     module = load_sibling("seccomp")
-    module.job_filter()  # builds the program now, so a broken filter stops the start
+    pid = os.fork()
+    if pid == 0:
+        try:
+            module.apply_to_current_process()
+        except BaseException:
+            os._exit(1)
+        try:
+            socket.socket()  # must be refused now
+        except PermissionError:
+            os._exit(0)
+        os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise OSError("the seccomp job filter could not be installed (or did not refuse socket())")
     return module
 
 
