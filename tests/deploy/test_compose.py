@@ -168,6 +168,9 @@ def test_a_sandbox_runner_is_locked_down_and_limited_as_a_whole(compose: dict[st
     (scratch,) = runner["tmpfs"]
     assert scratch.startswith("/tmp:size=") and "noexec" in scratch
     assert not runner.get("ports") and "container_name" not in runner  # --scale sandbox=N works
+    # The sizing rule, out of the box: a runner for every job that may run at once.
+    assert runner["scale"] == "${RLM_SANDBOX_RUNNERS:-3}"
+    assert environment(compose, "rlm-service")["MAX_CONCURRENT_RLM"] == "${MAX_CONCURRENT_RLM:-3}"
     assert not runner.get("volumes")
 
 
