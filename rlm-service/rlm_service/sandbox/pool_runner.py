@@ -210,7 +210,7 @@ class Server:
             connection, address = self.listener.accept()
         except OSError:
             return
-        peer = address[0]
+        peer = normalised(address[0])
         if not self.peers.allows(peer):
             connection.close()  # before a byte is read or written
             log("refused_peer", peer=peer)
@@ -399,6 +399,16 @@ def is_listening(port: int) -> bool:
     return False
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """IPv4 and IPv6 where the container has both (an IPv6 cluster), else IPv4."""
+    if host:
+        return socket.create_server((host, port), backlog=64)
+    if socket.has_dualstack_ipv6():
+        with contextlib.suppress(OSError):
+            return socket.create_server(("::", port), family=socket.AF_INET6, backlog=64, dualstack_ipv6=True)
+    return socket.create_server(("0.0.0.0", port), backlog=64)
+
+
 def main(argv: list[str]) -> int:
     port = int(os.environ.get("SANDBOX_PORT", DEFAULT_PORT))
     if argv[1:] == ["--check"]:
@@ -423,7 +433,7 @@ def main(argv: list[str]) -> int:
     set_dumpable(0)  # no job can read this process's memory or open its descriptors
     try:
         max_job_seconds = float(os.environ.get("SANDBOX_MAX_JOB_SECONDS", "1800"))
-        listener = socket.create_server((os.environ.get("SANDBOX_HOST", "0.0.0.0"), port), backlog=64)
+        listener = listen(os.environ.get("SANDBOX_HOST", ""), port)
         server = Server(listener, peers, max_job_seconds=max_job_seconds)
     except Exception as exc:
         print(f"pool_runner: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
