@@ -179,8 +179,12 @@ class _SockFprog(ctypes.Structure):
 
 def apply_to_current_process() -> None:
     """no_new_privs, then the filter on every thread of this process (TSYNC). Irreversible."""
+    _install(job_filter())
+
+
+def _install(program: bytes) -> None:
+    """Install any BPF program (tests use it to make a platform that refuses namespaces)."""
     machine = _machine()
-    program = job_filter()
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         code = ctypes.get_errno()
