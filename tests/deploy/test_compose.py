@@ -164,7 +164,7 @@ def test_a_sandbox_runner_is_locked_down_and_limited_as_a_whole(compose: dict[st
     assert runner["security_opt"] == ["no-new-privileges:true"]  # and Docker's default seccomp
     assert runner["mem_limit"] == runner["memswap_limit"] == "${RLM_SANDBOX_MEMORY:-512m}"
     assert runner["cpus"] == "${RLM_SANDBOX_CPUS:-1.0}"
-    assert runner["pids_limit"] == "${RLM_SANDBOX_PIDS:-64}"
+    assert runner["pids_limit"] == 64
     (scratch,) = runner["tmpfs"]
     assert scratch.startswith("/tmp:size=") and "noexec" in scratch
     assert not runner.get("ports") and "container_name" not in runner  # --scale sandbox=N works
