@@ -71,7 +71,6 @@ def create_app(settings: RlmSettings, *, sandboxes: SandboxFactory | None = None
     app.cleanup_ctx.append(limiter_context)
     app.cleanup_ctx.append(sandboxes_context(sandboxes))
     add_ready_check(app, tokens_ready)
-    add_ready_check(app, sandbox_ready)
     add_routes(app)
     return app
 
@@ -106,15 +105,6 @@ def sandboxes_context(
         await factory.close()
 
     return sandboxes_ctx
-
-
-async def sandbox_ready(app: web.Application) -> dict[str, object]:
-    """Whether RLM can run code, with the reason when not. Chat does not need it, so the
-    service stays ready either way."""
-    if not app[SETTINGS].rlm_enabled:
-        return {"rlm": "disabled"}
-    problem = await app[SANDBOX_STATUS].current_problem()
-    return {"rlm": "unavailable" if problem else "available", "rlm_problem": problem}
 
 
 async def tokens_ready(app: web.Application) -> dict[str, object]:

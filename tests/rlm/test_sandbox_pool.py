@@ -62,10 +62,7 @@ async def test_no_runner_answering_turns_rlm_off_with_the_reason(aiohttp_client:
     assert config["enabled"] is False
     assert config["sandbox"] == "pool"
     assert "no sandbox runner answers" in config["problem"]
-    ready = await client.get("/readyz")
-    assert ready.status == 200  # chat needs no sandbox
-    report = await ready.json()
-    assert report["rlm"] == "unavailable" and "no sandbox runner answers" in report["rlm_problem"]
+    assert (await client.get("/readyz")).status == 200  # chat needs no sandbox
     body = {"rlm": True, "messages": [{"role": "user", "content": "count the words"}]}
     answer = await client.post("/v1/rlm/stream", json=body)
     assert answer.status == 503

@@ -27,6 +27,8 @@ log = logging.getLogger("tinychat.rlm.sandbox")
 
 CONNECT_TIMEOUT = 2.0
 GREETING_TIMEOUT = 2.0
+# /readyz and /v1/rlm/config wait for check(): every runner is asked at once, briefly.
+CHECK_TIMEOUT = 1.5
 Address = tuple[str, int]
 
 
@@ -193,18 +195,31 @@ class PoolSandboxFactory(SandboxFactory):
         return sandbox
 
     async def check(self) -> None:
-        """Ready when at least one runner answers (idle or busy)."""
+        """Ready when at least one runner answers (idle or busy); all are asked at once."""
+        attempts = [asyncio.ensure_future(self._answers(address)) for address in await self.runners()]
         failures = []
-        for address in await self.runners():
-            try:
-                claimed = await self.claim(address)
-            except (OSError, TimeoutError, ValueError) as exc:
-                failures.append(f"{address[0]}:{address[1]}: {_describe(exc)}")
-                continue
-            if claimed is not None:
-                claimed[1].close()
-            return
+        try:
+            for attempt in asyncio.as_completed(attempts, timeout=CHECK_TIMEOUT):
+                try:
+                    await attempt
+                except (OSError, TimeoutError, ValueError) as exc:
+                    failures.append(str(exc))
+                    continue
+                return
+        except TimeoutError:
+            failures.append(f"no answer within {CHECK_TIMEOUT:g} s")
+        finally:
+            for attempt in attempts:
+                attempt.cancel()
         raise SandboxError(f"no sandbox runner answers at {self.spec} ({'; '.join(failures)})")
+
+    async def _answers(self, address: Address) -> None:
+        try:
+            claimed = await self.claim(address)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ConnectionError(f"{address[0]}:{address[1]}: {_describe(exc)}") from None
+        if claimed is not None:
+            claimed[1].close()
 
     async def close(self) -> None:
         await asyncio.gather(*(sandbox.kill() for sandbox in list(self._live)))

@@ -86,18 +86,22 @@ class AllowedPeers:
         self.names = [name.strip() for name in spec.split(",") if name.strip()]
         self.anyone = self.names == ["*"]
 
-    def addresses(self) -> set[str]:
+    def addresses(self, family: int) -> set[str]:
         found: set[str] = set()
         for name in self.names:
             try:
-                infos = socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+                # One family only: an AAAA query nobody answers would cost each connection.
+                infos = socket.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
             except OSError:
                 continue  # not started yet, or gone: its connections are refused
             found |= {normalised(info[4][0]) for info in infos}
         return found
 
     def allows(self, address: str) -> bool:
-        return self.anyone or normalised(address) in self.addresses()
+        if self.anyone:
+            return True
+        address = normalised(address)
+        return address in self.addresses(socket.AF_INET6 if ":" in address else socket.AF_INET)
 
 
 def normalised(address: str) -> str:
