@@ -30,7 +30,7 @@ log() { printf '\n--> e2e: %s\n' "$*"; }
 # Keep the user's own settings (a .env, the shell) out of the test run: each phase sets
 # exactly what it means to test.
 unset OPENAI_API_URL OPENAI_API_KEY DEFAULT_MODEL AVAILABLE_MODELS IMAGE_PROVIDER SWARMUI \
-    RLM_SANDBOX RLM_PASSCODE MAX_CONCURRENT_RLM REDIS_URL CHAT_LOG
+    RLM_SANDBOX RLM_PASSCODE MAX_CONCURRENT_RLM REDIS_URL CHAT_LOG RATE_LIMIT_RLM RLM_SANDBOX_RUNNERS
 if [ -f .env ]; then
     echo "e2e: ignoring ./.env (the test run sets its own configuration)"
 fi
@@ -100,6 +100,8 @@ log "phase full: fake LLM + fake SwarmUI, RLM in the sandbox pool (2 runners) wi
 export OPENAI_API_URL=http://fake-llm:9000/v1 DEFAULT_MODEL=e2e-model AVAILABLE_MODELS=auto
 export IMAGE_PROVIDER=swarmui SWARMUI=http://fake-swarmui:7801
 export RLM_SANDBOX=pool RLM_PASSCODE=${E2E_RLM_PASSCODE:-e2e-passcode} MAX_CONCURRENT_RLM=1
+# The sandbox attacks make a few dozen RLM requests in a minute from one client.
+export RATE_LIMIT_RLM=120
 compose --env-file "$ENV_FILE" up -d --scale sandbox=2
 wait_until_healthy
 E2E_RLM_PASSCODE=$RLM_PASSCODE run_tests tests/e2e/test_sandbox_pool.py tests/e2e/test_full_stack.py
