@@ -25,8 +25,6 @@ from rlm_service.sandbox.docker import LABEL, OWNER_LABEL, DockerSandboxFactory
 from rlm_service.sandbox.pool import PoolSandboxFactory
 from rlm_service.sandbox.process import ProcessSandboxFactory
 
-from tests.rlm.pool_runners import PoolRunners
-
 REPO = Path(__file__).resolve().parents[2]
 TEST_IMAGE = "tinychat-sandbox:test"
 BASE_IMAGES = ("tinychat/python-base:local", "python:3.11-slim")
@@ -95,20 +93,14 @@ def sandbox_backend_fixture(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def make_factory(backend: str, pool: PoolRunners | None = None, **overrides: object) -> SandboxFactory:
-    if backend == "pool":
-        assert pool is not None, "the pool backend needs the pool_runners fixture"
-        options = {
-            "endpoints": pool.endpoints,
-            "memory_bytes": SMALL_MEMORY,
-            "disk_bytes": 16 * 1024**2,
-            "wait": 5.0,
-        }
-        return PoolSandboxFactory(**{**options, **overrides})
+def make_factory(backend: str, **overrides: object) -> SandboxFactory:
     if backend == "docker":
         options: dict = {"image": TEST_IMAGE, "memory": "256m", "pids": SMALL_PIDS, "disk": "16m"}
         options["owner"] = f"tests-{uuid.uuid4().hex[:12]}"
         return DockerSandboxFactory(**{**options, **overrides})
+    if backend == "pool":  # overrides name the runners: endpoints=pool_runners.endpoints
+        options = {"memory_bytes": SMALL_MEMORY, "disk_bytes": 16 * 1024**2, "wait": 5.0}
+        return PoolSandboxFactory(**{**options, **overrides})
     options = {
         "memory_bytes": SMALL_MEMORY,
         "processes": SMALL_PIDS,
@@ -123,7 +115,7 @@ async def sandboxes_fixture(
     sandbox_backend: str, request: pytest.FixtureRequest
 ) -> AsyncIterator[SandboxFactory]:
     pool = request.getfixturevalue("pool_runners") if sandbox_backend == "pool" else None
-    factory = make_factory(sandbox_backend, pool)
+    factory = make_factory(sandbox_backend, **({"endpoints": pool.endpoints} if pool else {}))
     yield factory
     await factory.close()
     if pool is not None:

@@ -45,7 +45,7 @@ def lone_runner(pool_runners: PoolRunners) -> Iterator[Any]:
 
 @pytest.fixture
 async def lone_pool(pool_runners: PoolRunners, lone_runner: Any) -> AsyncIterator[PoolSandboxFactory]:
-    factory = make_factory("pool", pool_runners, endpoints=pool_runners.endpoint(lone_runner), wait=1.0)
+    factory = make_factory("pool", endpoints=pool_runners.endpoint(lone_runner), wait=1.0)
     assert isinstance(factory, PoolSandboxFactory)
     yield factory
     await factory.close()
@@ -113,7 +113,7 @@ print('answer:', repr(data))
     assert b"answer: b''" in result.output, result.output
     logs = await asyncio.to_thread(target.logs)
     assert f'"refused_peer", "peer": "{other_ip}"'.encode() in logs
-    factory = make_factory("pool", pool_runners, endpoints=pool_runners.endpoint(target))
+    factory = make_factory("pool", endpoints=pool_runners.endpoint(target))
     await assert_healthy(factory)
     await factory.close()
 
@@ -153,7 +153,7 @@ for family, kind in ((socket.AF_INET, socket.SOCK_DGRAM), (socket.AF_UNIX, socke
         print(family, kind, 'refused', type(exc).__name__)
 """
     logs_before = [await asyncio.to_thread(c.logs) for c in (first, second)]
-    factory = make_factory("pool", pool_runners)
+    factory = make_factory("pool", endpoints=pool_runners.endpoints)
     try:
         async with await factory.create("") as sandbox:
             result = await run(sandbox, code)
