@@ -26,7 +26,7 @@ from . import prompts
 from .chat_client import ChatClient, Message, StreamedReply, Usage
 from .codeblocks import STOP, code_blocks
 from .errors import CellTimeout, NoQuestion, SandboxFailed, SubcallRefused
-from .sandbox.base import SANDBOX_PROGRESS, CellResult, Sandbox, SandboxError, SandboxFactory
+from .sandbox.base import CellResult, Sandbox, SandboxError, SandboxFactory
 
 Emit = Callable[[Event], None]
 
@@ -126,13 +126,10 @@ class Engine:
 
     async def run(self, job: RlmJob, emit: Emit, record: JobRecord) -> None:
         """Run the job to its answer, emitting events; `record` fills in as it goes."""
-        progress = SANDBOX_PROGRESS.set(lambda text: emit(Status(text)))
         try:
             sandbox = await self._sandboxes.create(job.context)
         except SandboxError as exc:
             raise SandboxFailed(f"The code sandbox could not start: {exc}") from None
-        finally:
-            SANDBOX_PROGRESS.reset(progress)
         self._watch.started()
         end = "error"
         try:

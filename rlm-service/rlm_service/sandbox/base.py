@@ -16,8 +16,8 @@ from types import TracebackType
 LlmQuery = Callable[[list[str]], Awaitable[list[str]]]
 
 # Where a factory tells the person waiting what holds their job up ("all runners are busy");
-# the engine sets it around create(), as the job's status events. A context variable, so
-# that create()'s signature stays the same for every backend.
+# each RLM job's task sets it (jobs.py) to emit the job's status events. A context variable,
+# so that create()'s signature stays the same for every backend.
 SANDBOX_PROGRESS: ContextVar[Callable[[str], None] | None] = ContextVar("sandbox_progress", default=None)
 
 
