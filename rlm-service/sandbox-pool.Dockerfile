@@ -18,6 +18,6 @@ USER 10002:10002
 WORKDIR /tmp
 EXPOSE 8010
 # Reads /proc/net/tcp for the listening socket: a check never takes a job slot.
-HEALTHCHECK --interval=5s --timeout=5s --start-period=10s --retries=5 \
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=5 \
     CMD ["python3", "-I", "/sandbox/pool_runner.py", "--check"]
 ENTRYPOINT ["python3", "-I", "/sandbox/pool_runner.py"]
