@@ -6,7 +6,8 @@
 #  3. phase "default": `docker-compose up -d` with no configuration → tests/e2e/test_default_stack.py
 #     (demo model, only the gateway published, non-root read-only containers);
 #  4. phase "full": the same stack pointed at the fake LLM and fake SwarmUI containers, RLM in
-#     the docker sandbox with Redis tokens and a passcode → tests/e2e/test_full_stack.py;
+#     the sandbox pool (two runners) with Redis tokens and a passcode →
+#     tests/e2e/test_full_stack.py, and the sandbox attacks → tests/e2e/test_sandbox_pool.py;
 #  5. tear everything down, whatever happened (trap), printing the logs on failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +30,7 @@ log() { printf '\n--> e2e: %s\n' "$*"; }
 # Keep the user's own settings (a .env, the shell) out of the test run: each phase sets
 # exactly what it means to test.
 unset OPENAI_API_URL OPENAI_API_KEY DEFAULT_MODEL AVAILABLE_MODELS IMAGE_PROVIDER SWARMUI \
-    RLM_SANDBOX RLM_PASSCODE MAX_CONCURRENT_RLM REDIS_URL CHAT_LOG
+    RLM_SANDBOX RLM_PASSCODE MAX_CONCURRENT_RLM REDIS_URL CHAT_LOG RATE_LIMIT_RLM RLM_SANDBOX_RUNNERS
 if [ -f .env ]; then
     echo "e2e: ignoring ./.env (the test run sets its own configuration)"
 fi
@@ -95,13 +96,15 @@ compose --env-file "$ENV_FILE" up -d
 wait_until_healthy
 run_tests tests/e2e/test_default_stack.py
 
-log "phase full: fake LLM + fake SwarmUI, RLM in docker sandboxes with Redis tokens"
+log "phase full: fake LLM + fake SwarmUI, RLM in the sandbox pool (2 runners) with Redis tokens"
 export OPENAI_API_URL=http://fake-llm:9000/v1 DEFAULT_MODEL=e2e-model AVAILABLE_MODELS=auto
 export IMAGE_PROVIDER=swarmui SWARMUI=http://fake-swarmui:7801
-export RLM_SANDBOX=docker RLM_PASSCODE=${E2E_RLM_PASSCODE:-e2e-passcode} MAX_CONCURRENT_RLM=1
-compose --env-file "$ENV_FILE" up -d
+export RLM_SANDBOX=pool RLM_PASSCODE=${E2E_RLM_PASSCODE:-e2e-passcode} MAX_CONCURRENT_RLM=1
+# The sandbox attacks make a few dozen RLM requests in a minute from one client.
+export RATE_LIMIT_RLM=120
+compose --env-file "$ENV_FILE" up -d --scale sandbox=2
 wait_until_healthy
-E2E_RLM_PASSCODE=$RLM_PASSCODE run_tests tests/e2e/test_full_stack.py
+E2E_RLM_PASSCODE=$RLM_PASSCODE run_tests tests/e2e/test_sandbox_pool.py tests/e2e/test_full_stack.py
 
 log "image sizes"
-docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E ":$TINYCHAT_TAG\b|sandbox:e2e" | sort
+docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E ":$TINYCHAT_TAG\b" | sort

@@ -17,10 +17,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from tinychat_common.errors import TinyChatError
-from tinychat_common.events import Done, Error, Event
+from tinychat_common.events import Done, Error, Event, Status
 
 from .engine import Engine, JobRecord, RlmJob
 from .errors import RlmTimeout, TokenLost
+from .sandbox.base import SANDBOX_PROGRESS
 
 log = logging.getLogger("rlm_service.jobs")
 
@@ -76,6 +77,9 @@ class JobRun:
 
     async def _run(self, emit: Callable[[Event], Awaitable[None]]) -> None:
         try:
+            # In this task's own context: what holds up a sandbox's start (a full pool) is
+            # told to the person waiting, as the job's status events.
+            SANDBOX_PROGRESS.set(lambda text: emit(Status(text)))
             async with asyncio.timeout(self.timeout) as deadline:
                 await self.engine.run(self.job, emit, self.record)
         except TimeoutError:

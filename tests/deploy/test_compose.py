@@ -53,8 +53,9 @@ def test_only_the_gateway_publishes_a_port(compose: dict[str, Any]) -> None:
 
 def test_services_behind_the_gateway_sit_on_the_internal_network(compose: dict[str, Any]) -> None:
     assert compose["networks"]["backend"]["internal"] is True
-    for name in ("demo-model", "rlm-service", "redis"):
+    for name in ("demo-model", "redis"):
         assert compose["services"][name]["networks"] == ["backend"], name
+    assert compose["services"]["rlm-service"]["networks"] == ["backend", "sandbox"]
     for name in ("chat-service", "image-service"):
         assert "public" not in compose["services"][name]["networks"], name
 
@@ -108,7 +109,7 @@ def test_chat_uses_the_demo_model_when_nothing_is_configured(compose: dict[str, 
 
 
 def test_every_compose_variable_is_documented_in_env_example_and_back() -> None:
-    compose_text = (ROOT / "compose.yaml").read_text()
+    compose_text = (ROOT / "compose.yaml").read_text() + (ROOT / "compose.docker-sandbox.yaml").read_text()
     in_compose = set(re.findall(r"\$\{(\w+)(?::-[^}]*)?\}", compose_text))
     documented = set(re.findall(r"^#?(\w+)=", (ROOT / ".env.example").read_text(), re.MULTILINE))
     assert in_compose - documented == set(), "used in compose.yaml but not in .env.example"
@@ -144,3 +145,58 @@ def test_gateway_image_builds_the_web_assets_with_npm_ci() -> None:
 def test_the_build_context_leaves_out_local_state() -> None:
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", "web/node_modules", ".env", "**/.git"} <= set(ignored)
+
+
+def test_the_sandbox_runners_share_a_network_with_rlm_service_only(compose: dict[str, Any]) -> None:
+    assert compose["networks"]["sandbox"]["internal"] is True
+    on_it = {
+        name for name, service in compose["services"].items() if "sandbox" in service.get("networks", [])
+    }
+    assert on_it == {"sandbox", "rlm-service"}
+    assert compose["services"]["sandbox"]["networks"] == ["sandbox"]
+    assert environment(compose, "sandbox") == {"SANDBOX_ALLOWED_PEERS": "rlm-service"}
+
+
+def test_a_sandbox_runner_is_locked_down_and_limited_as_a_whole(compose: dict[str, Any]) -> None:
+    runner = compose["services"]["sandbox"]
+    assert runner["user"] == "10002:10002"
+    assert runner["read_only"] is True and runner["cap_drop"] == ["ALL"]
+    assert runner["security_opt"] == ["no-new-privileges:true"]  # and Docker's default seccomp
+    assert runner["mem_limit"] == runner["memswap_limit"] == "${RLM_SANDBOX_MEMORY:-512m}"
+    assert runner["cpus"] == "${RLM_SANDBOX_CPUS:-1.0}"
+    assert runner["pids_limit"] == 64
+    (scratch,) = runner["tmpfs"]
+    assert scratch.startswith("/tmp:size=") and "noexec" in scratch
+    assert not runner.get("ports") and "container_name" not in runner  # --scale sandbox=N works
+    # The sizing rule, out of the box: a runner for every job that may run at once.
+    assert runner["scale"] == "${RLM_SANDBOX_RUNNERS:-3}"
+    assert environment(compose, "rlm-service")["MAX_CONCURRENT_RLM"] == "${MAX_CONCURRENT_RLM:-3}"
+    assert not runner.get("volumes")
+
+
+def test_rlm_service_uses_the_pool_and_no_docker_socket_by_default(compose: dict[str, Any]) -> None:
+    rlm = compose["services"]["rlm-service"]
+    env = environment(compose, "rlm-service")
+    assert env["RLM_SANDBOX"] == "${RLM_SANDBOX:-pool}"
+    assert env["RLM_SANDBOX_POOL"] == "${RLM_SANDBOX_POOL:-sandbox:8010}"
+    assert not any("docker.sock" in str(volume) for volume in rlm.get("volumes", []))
+    assert "group_add" not in rlm
+    assert rlm["depends_on"]["sandbox"]["condition"] == "service_healthy"
+
+
+def test_the_docker_backend_is_an_override_that_mounts_the_socket() -> None:
+    override = yaml.safe_load((ROOT / "compose.docker-sandbox.yaml").read_text())
+    rlm = override["services"]["rlm-service"]
+    assert rlm["environment"]["RLM_SANDBOX"] == "docker"
+    assert any("docker.sock" in volume for volume in rlm["volumes"])
+    assert "RISK" in (ROOT / "compose.docker-sandbox.yaml").read_text()
+
+
+def test_the_sandbox_pool_image_runs_the_runner_server_as_a_non_root_user() -> None:
+    text = (ROOT / "rlm-service" / "sandbox-pool.Dockerfile").read_text()
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in text
+    assert re.findall(r"^USER (\S+)", text, re.MULTILINE) == ["10002:10002"]
+    for name in ("runner.py", "pool_runner.py", "seccomp.py"):
+        assert f"rlm-service/rlm_service/sandbox/{name}" in text, name
+    assert 'ENTRYPOINT ["python3", "-I", "/sandbox/pool_runner.py"]' in text
+    assert "HEALTHCHECK" in text and "pip install" not in text

@@ -60,7 +60,7 @@ def test_rendered_manifests_validate_against_the_kubernetes_schemas(manifests: l
 
 
 def test_every_service_has_a_deployment_and_a_service(manifests: list[Manifest]) -> None:
-    expected = {"gateway", "chat-service", "image-service", "rlm-service", "demo-model", "redis"}
+    expected = {"gateway", "chat-service", "image-service", "rlm-service", "demo-model", "redis", "sandbox"}
     assert set(of_kind(manifests, "Deployment")) == expected
     assert set(of_kind(manifests, "Service")) == expected
 
@@ -122,13 +122,15 @@ def test_shutdown_grace_period_outlasts_the_services_own_drain(manifests: list[M
         assert pod["terminationGracePeriodSeconds"] > drain, name
 
 
-def test_rlm_service_uses_the_process_sandbox_and_holds_no_key_nor_docker_socket(
+def test_rlm_service_uses_the_sandbox_pool_and_holds_no_key_nor_docker_socket(
     manifests: list[Manifest],
 ) -> None:
     pod = dict(pod_specs(manifests))["rlm-service"]
     (container,) = pod["containers"]
     env = {item["name"]: item for item in container.get("env", [])}
-    assert env["RLM_SANDBOX"]["value"] == "process"
+    assert env["RLM_SANDBOX"]["value"] == "pool"
+    config = of_kind(manifests, "ConfigMap")["tinychat-config"]["data"]
+    assert config["RLM_SANDBOX"] == "pool" and config["RLM_SANDBOX_POOL"] == "sandbox:8010"
     assert not {"OPENAI_API_KEY", "OPENAI_IMAGE_API_KEY"} & set(env)
     assert all("docker.sock" not in str(volume) for volume in pod.get("volumes", []))
 
@@ -171,7 +173,8 @@ def test_network_policies_allow_only_the_arrows_of_the_architecture(manifests: l
     for name in ("chat-service", "image-service", "rlm-service", "redis", "demo-model"):
         assert "*" not in allowed_peers(policies[name], "ingress"), name
     assert allowed_peers(policies["rlm-service"], "ingress") == {"gateway"}
-    assert allowed_peers(policies["rlm-service"], "egress") == {"chat-service", "redis"}
+    assert allowed_peers(policies["rlm-service"], "egress") == {"chat-service", "redis", "sandbox"}
+    assert allowed_peers(policies["sandbox"], "ingress") == {"rlm-service"}
     assert allowed_peers(policies["chat-service"], "ingress") == {"gateway", "rlm-service"}
     assert allowed_peers(policies["redis"], "ingress") == {"rlm-service", "image-service"}
     assert allowed_peers(policies["redis"], "egress") == set()
@@ -184,3 +187,56 @@ def test_ingress_streams_sse_without_buffering_and_with_long_timeouts(manifests:
     assert int(annotations["nginx.ingress.kubernetes.io/proxy-read-timeout"]) >= 600
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
     assert backend["name"] == "gateway"
+
+
+def test_sandbox_runners_reach_nothing_not_even_the_cluster_dns(manifests: list[Manifest]) -> None:
+    policies = of_kind(manifests, "NetworkPolicy")
+    sandbox = policies["sandbox"]["spec"]
+    assert set(sandbox["policyTypes"]) == {"Ingress", "Egress"}
+    assert sandbox["egress"] == []
+    assert [r["ports"] for r in sandbox["ingress"]] == [[{"protocol": "TCP", "port": 8010}]]
+    labels = {"app.kubernetes.io/name": "sandbox"}
+    for name, policy in policies.items():
+        if name != "sandbox" and "Egress" in policy["spec"]["policyTypes"] and policy["spec"].get("egress"):
+            assert not selects(policy["spec"]["podSelector"], labels), f"{name} lets the runners out"
+
+
+def selects(selector: Manifest, labels: dict[str, str]) -> bool:
+    """Whether a label selector (matchLabels, matchExpressions In/NotIn) selects `labels`."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        value = labels.get(expression["key"])
+        inside = value in expression.get("values", [])
+        if (expression["operator"] == "In" and not inside) or (expression["operator"] == "NotIn" and inside):
+            return False
+    return True
+
+
+def test_sandbox_runners_carry_no_token_and_are_limited_as_a_whole(manifests: list[Manifest]) -> None:
+    pod = dict(pod_specs(manifests))["sandbox"]
+    (container,) = pod["containers"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["enableServiceLinks"] is False
+    assert "runtimeClassName" not in pod  # gVisor is documented, off by default
+    assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+    assert not container.get("envFrom"), "the runners get no configuration (and no secret)"
+    assert [e["name"] for e in container.get("env", [])] == ["SANDBOX_ALLOWED_PEERS"]
+    (scratch,) = pod["volumes"]
+    assert scratch["emptyDir"]["medium"] == "Memory" and scratch["emptyDir"]["sizeLimit"]
+    text = (KUSTOMIZE_DIR / "sandbox.yaml").read_text()
+    assert "runtimeClassName: gvisor" in text and "podPidsLimit" in text
+
+
+def test_the_sandbox_service_is_headless_so_every_runner_is_found(manifests: list[Manifest]) -> None:
+    service = of_kind(manifests, "Service")["sandbox"]["spec"]
+    assert service["clusterIP"] == "None"
+    assert [p["port"] for p in service["ports"]] == [8010]
+
+
+def test_there_are_enough_runners_for_every_concurrent_job(manifests: list[Manifest]) -> None:
+    # The sizing rule: runners >= MAX_CONCURRENT_RLM x rlm-service replicas.
+    deployments = of_kind(manifests, "Deployment")
+    config = of_kind(manifests, "ConfigMap")["tinychat-config"]["data"]
+    needed = int(config["MAX_CONCURRENT_RLM"]) * deployments["rlm-service"]["spec"]["replicas"]
+    assert deployments["sandbox"]["spec"]["replicas"] >= needed

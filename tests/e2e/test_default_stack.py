@@ -73,7 +73,7 @@ def test_only_the_gateway_publishes_a_port_on_the_host() -> None:
 
 def test_every_container_runs_non_root_on_a_read_only_root_filesystem() -> None:
     running = inspect_project_containers()
-    assert {"gateway", "chat-service", "image-service", "rlm-service", "demo-model", "redis"} <= {
+    assert {"gateway", "chat-service", "image-service", "rlm-service", "demo-model", "redis", "sandbox"} <= {
         service_of(c) for c in running
     }
     for container in running:
@@ -81,3 +81,11 @@ def test_every_container_runs_non_root_on_a_read_only_root_filesystem() -> None:
         assert user not in ("", "0", "root"), service_of(container)
         assert container["HostConfig"]["ReadonlyRootfs"] is True, service_of(container)
         assert container["HostConfig"]["CapDrop"] == ["ALL"], service_of(container)
+
+
+async def test_rlm_is_on_through_the_sandbox_pool_with_no_docker_socket(http: aiohttp.ClientSession) -> None:
+    async with http.get("/api/config") as response:
+        rlm = (await response.json())["rlm"]
+    assert rlm["enabled"] is True and rlm["sandbox"] == "pool", rlm
+    (service,) = [c for c in inspect_project_containers() if service_of(c) == "rlm-service"]
+    assert not any("docker.sock" in mount["Source"] for mount in service["Mounts"])

@@ -1,7 +1,8 @@
 """Every hop of the compose stack against the fake LLM and the fake SwarmUI containers
 (tests/fakes_container/): browser API → gateway → chat-service → LLM; gateway →
-image-service → SwarmUI (websocket progress); gateway → rlm-service → a docker sandbox
-per job, with llm_query going back through chat-service, under a Redis concurrency token.
+image-service → SwarmUI (websocket progress); gateway → rlm-service → a runner of the
+sandbox pool per job, with llm_query going back through chat-service, under a Redis
+concurrency token.
 
 Run by scripts/e2e.sh after `docker-compose up` with the fakes configured.
 """
@@ -21,7 +22,6 @@ from tests.fakes_container.llm_script import CHAT_PREFIX, SLOW_MARKER, SUBCALL_A
 pytestmark = pytest.mark.e2e
 
 PASSCODE = os.environ.get("E2E_RLM_PASSCODE", "e2e-passcode")
-SANDBOX_LABEL = "tinychat.sandbox=1"
 TOKEN_KEYS = "tinychat:tokens:*"
 
 
@@ -60,8 +60,18 @@ async def test_rlm_without_the_passcode_is_refused(http: aiohttp.ClientSession) 
     assert "passcode" in str(answer.events).lower()
 
 
-async def test_rlm_job_runs_code_in_a_docker_sandbox_under_a_redis_token(http: aiohttp.ClientSession) -> None:
-    sandboxes_before = set(containers(SANDBOX_LABEL))
+def job_processes() -> int:
+    """Processes in the sandbox runners besides their servers: a job is running there."""
+    count = 0
+    for runner in containers(f"com.docker.compose.project={PROJECT}", "com.docker.compose.service=sandbox"):
+        top = subprocess.run(
+            ["docker", "top", runner], capture_output=True, text=True, timeout=20, check=True
+        )
+        count += len(top.stdout.strip().splitlines()) - 2  # the header and the server
+    return count
+
+
+async def test_rlm_job_runs_code_in_a_sandbox_runner_under_a_redis_token(http: aiohttp.ClientSession) -> None:
     assert tokens_in_use() == 0
     job = asyncio.create_task(
         stream_chat(
@@ -71,16 +81,16 @@ async def test_rlm_job_runs_code_in_a_docker_sandbox_under_a_redis_token(http: a
         )
     )
     # The fake LLM holds the root model's first reply for a few seconds: look meanwhile.
-    seen_sandboxes: set[str] = set()
+    seen_job = 0
     seen_tokens = 0
     async with asyncio.timeout(30):
-        while not job.done() and not (seen_sandboxes and seen_tokens):
-            seen_sandboxes |= set(await asyncio.to_thread(containers, SANDBOX_LABEL)) - sandboxes_before
+        while not job.done() and not (seen_job and seen_tokens):
+            seen_job = max(seen_job, await asyncio.to_thread(job_processes))
             seen_tokens = max(seen_tokens, await asyncio.to_thread(tokens_in_use))
             await asyncio.sleep(0.2)
         answer = await job
 
-    assert seen_sandboxes, "a sandbox container ran while the job did"
+    assert seen_job, "a runner ran the job's process while the job did"
     assert seen_tokens == 1, "the job held one Redis token"
     assert answer.status == 200
     assert not answer.of("error"), answer.events
@@ -90,7 +100,7 @@ async def test_rlm_job_runs_code_in_a_docker_sandbox_under_a_redis_token(http: a
     assert answer.done["finish_reason"] == "stop"
 
     async with asyncio.timeout(15):
-        while seen_sandboxes & set(await asyncio.to_thread(containers, SANDBOX_LABEL)) or tokens_in_use():
+        while await asyncio.to_thread(job_processes) or tokens_in_use():
             await asyncio.sleep(0.2)
 
 

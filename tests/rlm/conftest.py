@@ -18,6 +18,7 @@ from tests.rlm.harness import (
     start_chat_service,
     start_rlm_service,
 )
+from tests.rlm.pool_runners import pool_runners_fixture  # noqa: F401 (fixture: sandbox pool runners)
 from tests.support.net import server_url
 
 _process_problem: list[str | None] = []
@@ -34,7 +35,13 @@ def _process_unavailable() -> str | None:
 MakeStack = Callable[..., Awaitable[tuple[RlmStack, ScriptedLLM]]]
 
 
-@pytest.fixture(params=["process", pytest.param("docker", marks=pytest.mark.docker)])
+@pytest.fixture(
+    params=[
+        "process",
+        pytest.param("docker", marks=pytest.mark.docker),
+        pytest.param("pool", marks=pytest.mark.docker),
+    ]
+)
 def backend(request: pytest.FixtureRequest) -> str:
     if request.param == "process" and (reason := _process_unavailable()):
         pytest.skip(reason)
@@ -46,7 +53,11 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def make_stack(fake_openai: FakeOpenAI, backend: str) -> AsyncIterator[MakeStack]:
+async def make_stack(
+    fake_openai: FakeOpenAI, backend: str, request: pytest.FixtureRequest
+) -> AsyncIterator[MakeStack]:
+    if backend == "pool":  # the runner containers of tests/rlm/pool_runners.py
+        pool_endpoints = request.getfixturevalue("pool_runners").endpoints
     chat_server = await start_chat_service(fake_openai)
     chat_url = server_url(chat_server)
     started: list[RlmStack] = []
@@ -61,6 +72,8 @@ async def make_stack(fake_openai: FakeOpenAI, backend: str) -> AsyncIterator[Mak
     ) -> tuple[RlmStack, ScriptedLLM]:
         """A new rlm-service; pass the `llm` of an earlier one for a second replica."""
         llm = llm or ScriptedLLM(fake_openai, turns, subcall, honour_stop=honour_stop)
+        if backend == "pool":
+            overrides.setdefault("rlm_sandbox_pool", pool_endpoints)
         settings = rlm_settings(chat_url, backend, **overrides)
         client, sandboxes = await start_rlm_service(settings)
         stack = RlmStack(fake_openai, chat_url, client, sandboxes, settings)

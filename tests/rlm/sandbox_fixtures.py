@@ -2,7 +2,11 @@
 is shared), and checks that a sandbox left nothing running.
 
 The docker backend runs against an image built here from the repository's runner (so it is
-never stale); it is skipped, with the reason, when no engine runs.
+never stale); it is skipped, with the reason, when no engine runs. The pool backend runs
+against runner containers started here from the pool image (also built from the repository),
+under the constraints compose and Kubernetes' restricted profile give them: non-root,
+read-only root, no capabilities, no-new-privileges, Docker's default seccomp profile, and
+memory, CPU and process limits (see tests/rlm/pool_runners.py).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 import pytest
 from rlm_service.sandbox import CellResult, Sandbox, SandboxFactory
 from rlm_service.sandbox.docker import LABEL, OWNER_LABEL, DockerSandboxFactory
+from rlm_service.sandbox.pool import PoolSandboxFactory
 from rlm_service.sandbox.process import ProcessSandboxFactory
 
 REPO = Path(__file__).resolve().parents[2]
@@ -110,6 +115,7 @@ def _runsc_unavailable() -> str | None:
         "process",
         pytest.param("docker", marks=pytest.mark.docker),
         pytest.param("docker-runsc", marks=pytest.mark.docker),
+        pytest.param("pool", marks=pytest.mark.docker),
     ],
 )
 def sandbox_backend_fixture(request: pytest.FixtureRequest) -> str:
@@ -130,6 +136,9 @@ def make_factory(backend: str, **overrides: object) -> SandboxFactory:
         options["runtime"] = "runsc" if backend == "docker-runsc" else ""
         options["owner"] = f"tests-{uuid.uuid4().hex[:12]}"
         return DockerSandboxFactory(**{**options, **overrides})
+    if backend == "pool":  # overrides name the runners: endpoints=pool_runners.endpoints
+        options = {"memory_bytes": SMALL_MEMORY, "disk_bytes": 16 * 1024**2, "wait": 5.0}
+        return PoolSandboxFactory(**{**options, **overrides})
     options = {
         "memory_bytes": SMALL_MEMORY,
         "processes": SMALL_PIDS,
@@ -140,10 +149,15 @@ def make_factory(backend: str, **overrides: object) -> SandboxFactory:
 
 
 @pytest.fixture(name="sandboxes")
-async def sandboxes_fixture(sandbox_backend: str) -> AsyncIterator[SandboxFactory]:
-    factory = make_factory(sandbox_backend)
+async def sandboxes_fixture(
+    sandbox_backend: str, request: pytest.FixtureRequest
+) -> AsyncIterator[SandboxFactory]:
+    pool = request.getfixturevalue("pool_runners") if sandbox_backend == "pool" else None
+    factory = make_factory(sandbox_backend, **({"endpoints": pool.endpoints} if pool else {}))
     yield factory
     await factory.close()
+    if pool is not None:
+        assert await pool.all_idle(), "a runner was still busy after its job ended"
     if isinstance(factory, DockerSandboxFactory):
         assert await asyncio.to_thread(_containers_of, factory.owner) == [], "sandbox containers left behind"
 

@@ -1,6 +1,6 @@
 """Where LLM-written code runs: a sandbox per RLM job, chosen by RLM_SANDBOX.
 
-make_sandbox_factory(settings) -> SandboxFactory   (process | docker)
+make_sandbox_factory(settings) -> SandboxFactory   (process | docker | pool)
 factory.create(context) -> Sandbox                 a ready REPL holding `context`
 sandbox.execute(code, llm_query=…, timeout=…)      -> CellResult
 sandbox.kill()                                     stops it and everything in it
@@ -36,6 +36,15 @@ def make_sandbox_factory(settings: SandboxSettings, *, owner: str | None = None)
             output_limit=settings.rlm_output_limit,
             owner=owner,
             runtime=settings.rlm_sandbox_runtime,
+        )
+    if settings.rlm_sandbox == "pool":
+        from .pool import PoolSandboxFactory
+
+        return PoolSandboxFactory(
+            endpoints=settings.rlm_sandbox_pool,
+            wait=settings.rlm_sandbox_pool_wait,
+            memory_bytes=settings.sandbox_memory_bytes,
+            output_limit=settings.rlm_output_limit,
         )
     from .process import ProcessSandboxFactory
 

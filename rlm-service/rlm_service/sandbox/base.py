@@ -8,11 +8,23 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
 
 # Answers a batch of prompts, in order. `llm_query(p)` is a batch of one.
 LlmQuery = Callable[[list[str]], Awaitable[list[str]]]
+
+# Where a factory tells the person waiting what holds their job up ("all runners are busy");
+# each RLM job's task sets it (jobs.py) to emit the job's status events. A context variable,
+# so that create()'s signature stays the same for every backend.
+SANDBOX_PROGRESS: ContextVar[Callable[[str], None] | None] = ContextVar("sandbox_progress", default=None)
+
+
+def report_progress(text: str) -> None:
+    callback = SANDBOX_PROGRESS.get()
+    if callback is not None:
+        callback(text)
 
 
 @dataclass

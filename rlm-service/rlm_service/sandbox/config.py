@@ -28,8 +28,9 @@ def parse_size(text: str) -> int:
 class SandboxSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_file=None)
 
-    # Where LLM-written code runs: "process" (a locked-down child process) or "docker".
-    rlm_sandbox: Literal["process", "docker"] = "process"
+    # Where LLM-written code runs: "process" (a locked-down child process), "docker", or
+    # "pool" (the runners of the `sandbox` service; the default in compose and Kubernetes).
+    rlm_sandbox: Literal["process", "docker", "pool"] = "process"
     rlm_sandbox_image: str = "tinychat-sandbox:latest"
     # The docker backend's OCI runtime: "" for docker's default, "runsc" for gVisor.
     rlm_sandbox_runtime: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]*$")
@@ -40,6 +41,19 @@ class SandboxSettings(BaseSettings):
     rlm_cell_timeout: float = Field(default=30.0, gt=0)
     # Characters of stdout (and of stderr) a cell keeps; the rest is cut with a marker.
     rlm_output_limit: int = Field(default=20_000, ge=1_000, le=10_000_000)
+
+    # pool: the runners, as host:port (comma-separated for several); every address a name
+    # resolves to is a runner. How long a job waits for a free runner before it fails.
+    rlm_sandbox_pool: str = "sandbox:8010"
+    rlm_sandbox_pool_wait: float = Field(default=30.0, ge=0, le=3600)
+
+    @field_validator("rlm_sandbox_pool")
+    @classmethod
+    def _pool(cls, value: str) -> str:
+        from .pool import parse_endpoints
+
+        parse_endpoints(value)  # raises ValueError saying what a runner address looks like
+        return value.strip()
 
     @field_validator("rlm_sandbox", mode="before")
     @classmethod
