@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from tinychat_common.redact import Scrubber
 
 from .config import ImageSettings, without_credentials
 from .errors import (
@@ -48,6 +49,7 @@ class OpenAIImages:
         self.size = settings.openai_image_size
         self.max_bytes = settings.max_image_bytes
         self._key = settings.image_api_key
+        self._scrub = Scrubber([self._key] if len(self._key) >= 4 else [])
 
     async def generate(self, prompt: str) -> AsyncIterator[ProviderEvent]:
         item = await self._first_image(prompt)
@@ -118,10 +120,7 @@ class OpenAIImages:
         return ProviderBadResponse(f"The image API answered HTTP {status}.")
 
     def _readable(self, message: Any) -> str:
-        text = str(message or "no reason given").strip()[:_MESSAGE_LIMIT]
-        if self._key and len(self._key) >= 4:
-            text = text.replace(self._key, "[key]")
-        return text
+        return self._scrub(str(message or "no reason given").strip()[:_MESSAGE_LIMIT])
 
     async def _download(self, url: str) -> bytes:
         if urlsplit(url).scheme not in ("http", "https"):
