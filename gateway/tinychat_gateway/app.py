@@ -13,6 +13,7 @@ from aiohttp import web
 from tinychat_common.metrics import METRICS
 from tinychat_common.service import base_app, client_session_context
 
+from .access import install_access_guard
 from .config import GatewaySettings
 from .cors import install_cors
 from .downstream import JsonCache
@@ -42,6 +43,8 @@ def gateway_version() -> str:
 def create_app(settings: GatewaySettings) -> web.Application:
     app = base_app(settings, "gateway", client_max_size=settings.max_request_bytes)
     install_cors(app, settings.allowed_origins)
+    # Before CORS: a preflight from a rebinding page is refused for its Host first.
+    install_access_guard(app, settings)
     gateway = Gateway(
         settings=settings,
         metrics=GatewayMetrics(app[METRICS]),

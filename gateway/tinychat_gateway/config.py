@@ -9,9 +9,10 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
-from tinychat_common.settings import HttpUrl, ServiceSettings
+from tinychat_common.settings import HttpUrl, ServiceSettings, http_url
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+LOOPBACK_HOST_NAMES = ("localhost", "127.0.0.1", "::1", "localhost.localdomain")
 
 
 def _repo_web_dir() -> Path:
@@ -39,6 +40,12 @@ class GatewaySettings(ServiceSettings):
     max_request_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     trusted_proxies: Annotated[list[Network], NoDecode] = Field(default_factory=list)
+    # The address users reach TinyChat at (https://chat.example.com): its host is allowed
+    # in Host, its origin in Origin.
+    public_url: str = ""
+    # Host names the gateway answers to; empty = loopback names plus PUBLIC_URL's host;
+    # "*" = any (only behind a proxy that checks Host itself).
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     rlm_passcode: SecretStr = SecretStr("")
     rlm_passcode_max_failures: int = Field(default=5, gt=0)
@@ -65,6 +72,21 @@ class GatewaySettings(ServiceSettings):
                 raise ValueError(f"{origin!r} is not an origin such as https://chat.example.com")
         return [o.rstrip("/") for o in origins] if isinstance(origins, list) else origins
 
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _public_url(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip():
+            return http_url(value)
+        return "" if value is None else value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, value: object) -> object:
+        hosts = _comma_list(value)
+        if isinstance(hosts, list):
+            return [host.lower().strip("[]") for host in hosts]
+        return hosts
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _networks(cls, value: object) -> object:
@@ -79,3 +101,20 @@ class GatewaySettings(ServiceSettings):
     @property
     def passcode_required(self) -> bool:
         return bool(self.rlm_passcode.get_secret_value())
+
+    @property
+    def public_origin(self) -> str:
+        if not self.public_url:
+            return ""
+        parts = urlsplit(self.public_url)
+        return f"{parts.scheme}://{parts.netloc}".lower()
+
+    @property
+    def host_names(self) -> frozenset[str] | None:
+        """The Host names allowed (lower case, without port); None = any."""
+        if "*" in self.allowed_hosts:
+            return None
+        names = set(self.allowed_hosts) or set(LOOPBACK_HOST_NAMES)
+        if self.public_url:
+            names.add((urlsplit(self.public_url).hostname or "").lower())
+        return frozenset(names)
