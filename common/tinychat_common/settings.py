@@ -10,7 +10,7 @@ import sys
 from typing import Annotated, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, ValidationError
+from pydantic import AfterValidator, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .chatlog import check_log_path
@@ -46,6 +46,25 @@ class ServiceSettings(BaseSettings):
     enable_debug_logs: bool = False
     shutdown_grace_seconds: float = 20.0
     keepalive_seconds: float = 15.0
+    # The bearer token the internal APIs require and their callers send (internal_auth.py);
+    # INTERNAL_TOKEN_FILE names a file holding it (a Kubernetes Secret, a compose volume).
+    internal_token: SecretStr = SecretStr("")
+    internal_token_file: str = ""
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> ServiceSettings:
+        path = self.internal_token_file.strip()
+        if path and not self.internal_token.get_secret_value():
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    self.internal_token = SecretStr(handle.read().strip())
+            except OSError as exc:
+                raise ValueError(f"INTERNAL_TOKEN_FILE={path!r} cannot be read: {exc.strerror}") from None
+        return self
+
+    @property
+    def bearer_token(self) -> str:
+        return self.internal_token.get_secret_value().strip()
 
 
 S = TypeVar("S", bound=ServiceSettings)

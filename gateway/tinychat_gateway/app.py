@@ -80,6 +80,7 @@ def downstream_session(settings: GatewaySettings) -> CleanupContext:
     return client_session_context(
         SESSION,
         connector_factory=lambda: aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+        internal_token=settings.bearer_token,
         timeout=aiohttp.ClientTimeout(
             total=None,
             connect=settings.downstream_connect_timeout,

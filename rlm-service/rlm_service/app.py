@@ -66,7 +66,7 @@ def create_app(settings: RlmSettings, *, sandboxes: SandboxFactory | None = None
     app = base_app(settings, "rlm-service", client_max_size=settings.rlm_max_request_bytes)
     app[SETTINGS] = settings
     app[RLM_METRICS] = RlmMetrics(app[METRICS])
-    app.cleanup_ctx.append(client_session_context(CHAT_SESSION))
+    app.cleanup_ctx.append(client_session_context(CHAT_SESSION, internal_token=settings.bearer_token))
     app.cleanup_ctx.append(chat_log_context(CHAT_LOG, settings.chat_log))
     app.cleanup_ctx.append(limiter_context)
     app.cleanup_ctx.append(sandboxes_context(sandboxes))
