@@ -38,6 +38,33 @@ RedisUrl = Annotated[str, AfterValidator(redis_url)]
 LogPath = Annotated[str, AfterValidator(lambda value: check_log_path(value.strip()))]
 
 
+def secret_from_file(value: SecretStr, path: str, variable: str) -> SecretStr:
+    """`value`, or when it is empty the contents of the file `path` (a mounted Secret)."""
+    path = path.strip()
+    if not path or value.get_secret_value():
+        return value
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return SecretStr(handle.read().strip())
+    except OSError as exc:
+        raise ValueError(f"{variable}={path!r} cannot be read: {exc.strerror}") from None
+
+
+class RedisSettings(BaseSettings):
+    """For the services that share a Redis: its URL and the password it requires."""
+
+    redis_url: RedisUrl = ""
+    redis_password: SecretStr = SecretStr("")
+    redis_password_file: str = ""
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> RedisSettings:
+        self.redis_password = secret_from_file(
+            self.redis_password, self.redis_password_file, "REDIS_PASSWORD_FILE"
+        )
+        return self
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_file=None)
 
@@ -53,13 +80,9 @@ class ServiceSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _token_from_file(self) -> ServiceSettings:
-        path = self.internal_token_file.strip()
-        if path and not self.internal_token.get_secret_value():
-            try:
-                with open(path, encoding="utf-8") as handle:
-                    self.internal_token = SecretStr(handle.read().strip())
-            except OSError as exc:
-                raise ValueError(f"INTERNAL_TOKEN_FILE={path!r} cannot be read: {exc.strerror}") from None
+        self.internal_token = secret_from_file(
+            self.internal_token, self.internal_token_file, "INTERNAL_TOKEN_FILE"
+        )
         return self
 
     @property

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import NoDecode
-from tinychat_common.settings import HttpUrl, ServiceSettings, http_url
+from tinychat_common.settings import HttpUrl, ServiceSettings, http_url, secret_from_file
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK_HOST_NAMES = ("localhost", "127.0.0.1", "::1", "localhost.localdomain")
@@ -50,6 +50,22 @@ class GatewaySettings(ServiceSettings):
     rlm_passcode: SecretStr = SecretStr("")
     rlm_passcode_max_failures: int = Field(default=5, gt=0)
     rlm_passcode_window_seconds: float = Field(default=300.0, gt=0)
+    # Wrong passcodes from all clients together per window: rotating addresses cannot
+    # buy an attacker more guesses than this.
+    rlm_passcode_global_max_failures: int = Field(default=50, gt=0)
+
+    # Who may use TinyChat (auth.py): none, password (login page, signed cookie) or
+    # header (an authenticating proxy in TRUSTED_PROXIES names the user).
+    auth_mode: Literal["none", "password", "header"] = "none"
+    auth_password: SecretStr = SecretStr("")
+    # Signs the login cookie; comma list for rotation: the first signs, all verify.
+    auth_secret: SecretStr = SecretStr("")
+    auth_secret_file: str = ""
+    auth_session_hours: float = Field(default=168.0, gt=0)
+    auth_max_failures: int = Field(default=5, gt=0)
+    auth_global_max_failures: int = Field(default=100, gt=0)
+    auth_failure_window_seconds: float = Field(default=300.0, gt=0)
+    auth_user_header: str = "X-Forwarded-User"
 
     # Requests per minute per client address; 0 turns the limit off.
     rate_limit_chat: int = Field(default=0, ge=0)
@@ -97,6 +113,24 @@ class GatewaySettings(ServiceSettings):
             return [ipaddress.ip_network(item, strict=False) for item in items]
         except ValueError as exc:
             raise ValueError(f"expects comma-separated CIDRs such as 10.0.0.0/8 ({exc})") from None
+
+    @model_validator(mode="after")
+    def _auth_is_complete(self) -> GatewaySettings:
+        self.auth_secret = secret_from_file(self.auth_secret, self.auth_secret_file, "AUTH_SECRET_FILE")
+        if self.auth_mode == "password":
+            if not self.auth_password.get_secret_value():
+                raise ValueError("AUTH_MODE=password needs AUTH_PASSWORD")
+            if len(self.auth_secrets[0] if self.auth_secrets else "") < 16:
+                raise ValueError(
+                    "AUTH_MODE=password needs AUTH_SECRET (16+ random characters, shared by replicas)"
+                )
+        if self.auth_mode == "header" and not self.trusted_proxies:
+            raise ValueError("AUTH_MODE=header needs TRUSTED_PROXIES (the proxy that sets the user header)")
+        return self
+
+    @property
+    def auth_secrets(self) -> list[str]:
+        return [part.strip() for part in self.auth_secret.get_secret_value().split(",") if part.strip()]
 
     @property
     def passcode_required(self) -> bool:

@@ -7,7 +7,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from tinychat_common.settings import HttpUrl, LogPath, RedisUrl, ServiceSettings
+from tinychat_common.settings import HttpUrl, LogPath, RedisSettings, RedisUrl, ServiceSettings
 
 Provider = Literal["swarmui", "openai", "none"]
 
@@ -22,7 +22,7 @@ def without_credentials(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-class ImageSettings(ServiceSettings):
+class ImageSettings(ServiceSettings, RedisSettings):
     port: int = 8002
 
     image_provider: Provider = "swarmui"

@@ -82,6 +82,7 @@ async def limiter_context(app: web.Application) -> AsyncIterator[None]:
         settings.max_concurrent_rlm,
         settings.redis_url,
         lease_seconds=settings.rlm_token_lease_seconds,
+        redis_password=settings.redis_password.get_secret_value(),
     )
     yield
     await app[LIMITER].close()
