@@ -60,6 +60,7 @@ async def relay(
     service: str,
     url: str,
     body: bytes,
+    extra_headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
     """POST `body` to a service's stream endpoint and relay what it answers.
 
@@ -69,8 +70,9 @@ async def relay(
     idle = session.timeout.sock_read
     try:
         async with asyncio.timeout(idle):
+            headers = {**JSON_HEADERS, **extra_headers} if extra_headers else JSON_HEADERS
             response = await session.post(
-                url, data=body, headers=JSON_HEADERS, timeout=_without_read_timeout(session.timeout)
+                url, data=body, headers=headers, timeout=_without_read_timeout(session.timeout)
             )
     except aiohttp.ConnectionTimeoutError:
         metrics.downstream_errors.labels(service, "unreachable").inc()
