@@ -9,7 +9,6 @@ from tinychat_common.streaming import serve_events
 from .app import CHAT, SETTINGS
 from .conversation import InternalChatRequest
 
-
 USER_HEADER = "X-TinyChat-User"
 
 

@@ -112,7 +112,9 @@ async def test_failure_limit_is_per_client_address(make_gateway: GatewayFactory)
         assert response.status == 200
 
 
-async def test_passcode_guesses_from_many_addresses_hit_the_global_budget(make_gateway: GatewayFactory) -> None:
+async def test_passcode_guesses_from_many_addresses_hit_the_global_budget(
+    make_gateway: GatewayFactory,
+) -> None:
     gateway = await make_gateway(
         rlm_passcode=PASSCODE, rlm_passcode_global_max_failures=4, trusted_proxies="127.0.0.1/32"
     )
