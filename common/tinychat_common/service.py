@@ -29,6 +29,7 @@ from .metrics import METRICS, ServiceMetrics, metrics_middleware
 from .probes import LIFECYCLE, Lifecycle, add_probe_routes, is_draining
 from .security import install_security_headers
 from .settings import ServiceSettings
+from .slow_clients import BODY_LIMIT, BODY_TIMEOUT, ConnectionLimits, LimitedAppRunner, read_body_in_time
 from .streaming import KEEPALIVE_SECONDS, OPEN_STREAMS
 
 log = logging.getLogger("tinychat.service")
@@ -52,8 +53,10 @@ INTERNAL_SERVICES = frozenset({"chat-service", "image-service", "rlm-service"})
 def base_app(settings: ServiceSettings, service: str, *, client_max_size: int = 1024**2) -> web.Application:
     app = web.Application(
         client_max_size=client_max_size,
-        middlewares=[refuse_while_draining, metrics_middleware, error_middleware],
+        middlewares=[refuse_while_draining, metrics_middleware, error_middleware, read_body_in_time],
     )
+    app[BODY_LIMIT] = client_max_size
+    app[BODY_TIMEOUT] = settings.request_body_timeout
     if service in INTERNAL_SERVICES:
         install_internal_auth(app, settings.bearer_token)
     app[METRICS] = ServiceMetrics(service)
@@ -106,8 +109,22 @@ async def drain(app: web.Application, grace_seconds: float) -> None:
         await stream.close()
 
 
+def connection_limits(settings: ServiceSettings) -> ConnectionLimits:
+    per_client = getattr(settings, "max_connections_per_client", 0)
+    exempt = getattr(settings, "trusted_proxies", ())
+    return ConnectionLimits(settings.request_header_timeout, per_client, exempt)
+
+
+def make_runner(app: web.Application, settings: ServiceSettings) -> web.AppRunner:
+    """The runner every service is served by: handler cancellation, and the slow-client
+    limits (request head deadline, connections per client)."""
+    return LimitedAppRunner(
+        app, connection_limits(settings), handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+    )
+
+
 async def serve(app: web.Application, settings: ServiceSettings, service: str) -> None:
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
+    runner = make_runner(app, settings)
     await runner.setup()
     # A burst of new streams (hundreds of browsers, or the gateway's own connections to a
     # service) must not overflow the accept queue: aiohttp's default of 128 makes the kernel

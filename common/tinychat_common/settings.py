@@ -10,7 +10,7 @@ import sys
 from typing import Annotated, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, SecretStr, ValidationError, model_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .chatlog import check_log_path
@@ -77,6 +77,10 @@ class ServiceSettings(BaseSettings):
     # INTERNAL_TOKEN_FILE names a file holding it (a Kubernetes Secret, a compose volume).
     internal_token: SecretStr = SecretStr("")
     internal_token_file: str = ""
+    # Slow clients (slow_clients.py): a request head, and a request body, must arrive
+    # within these many seconds or the connection gets 408 and is closed; 0 = no limit.
+    request_header_timeout: float = Field(default=30.0, ge=0)
+    request_body_timeout: float = Field(default=30.0, ge=0)
 
     @model_validator(mode="after")
     def _token_from_file(self) -> ServiceSettings:

@@ -72,6 +72,9 @@ class GatewaySettings(ServiceSettings):
     rate_limit_image: int = Field(default=10, ge=0)
     rate_limit_rlm: int = Field(default=5, ge=0)
 
+    # Open connections one client address may hold (TRUSTED_PROXIES are exempt); 0 = any.
+    max_connections_per_client: int = Field(default=32, ge=0)
+
     downstream_connect_timeout: float = Field(default=5.0, gt=0)
     # The services send a keepalive at least every KEEPALIVE_SECONDS, so silence this long
     # means the service is stuck.
