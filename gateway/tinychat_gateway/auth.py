@@ -43,7 +43,7 @@ GLOBAL = "*"
 # Open without a login: the probes, the login page and its script, the login itself.
 OPEN_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/login", "/login.js", "/api/auth/login", "/api/auth/logout",
-     "/api/auth/session", "/favicon.ico"}
+     "/api/auth/session", "/api/openapi.json", "/favicon.ico"}
 )  # fmt: skip
 MAX_USER_CHARS = 256
 
