@@ -43,7 +43,7 @@ GLOBAL = "*"
 # Open without a login: the probes, the login page and its script, the login itself.
 OPEN_PATHS = frozenset(
     {"/healthz", "/readyz", "/metrics", "/login", "/login.js", "/api/auth/login", "/api/auth/logout",
-     "/api/auth/session", "/api/openapi.json", "/favicon.ico"}
+     "/api/auth/session", "/api/openapi.json", "/icons/favicon.svg"}
 )  # fmt: skip
 MAX_USER_CHARS = 256
 
@@ -243,6 +243,7 @@ LOGIN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>TinyChat: log in</title>
+<link rel="icon" href="/icons/favicon.svg" type="image/svg+xml">
 <style>
 body{font-family:system-ui,sans-serif;display:grid;place-items:center;min-height:100vh;margin:0;
   background:#f6f7f9;color:#111}
