@@ -30,7 +30,8 @@ log() { printf '\n--> e2e: %s\n' "$*"; }
 # Keep the user's own settings (a .env, the shell) out of the test run: each phase sets
 # exactly what it means to test.
 unset OPENAI_API_URL OPENAI_API_KEY DEFAULT_MODEL AVAILABLE_MODELS IMAGE_PROVIDER SWARMUI \
-    RLM_SANDBOX RLM_PASSCODE MAX_CONCURRENT_RLM REDIS_URL CHAT_LOG RATE_LIMIT_RLM RLM_SANDBOX_RUNNERS
+    RLM_SANDBOX RLM_PASSCODE MAX_CONCURRENT_RLM REDIS_URL CHAT_LOG RATE_LIMIT_RLM RLM_SANDBOX_RUNNERS \
+    AUTH_MODE AUTH_PASSWORD AUTH_SECRET INTERNAL_TOKEN REDIS_PASSWORD
 if [ -f .env ]; then
     echo "e2e: ignoring ./.env (the test run sets its own configuration)"
 fi
@@ -57,9 +58,15 @@ wait_until_healthy() {
     local began=$SECONDS deadline=$((SECONDS + HEALTH_TIMEOUT))
     while [ "$SECONDS" -lt "$deadline" ]; do
         if "$PY" - "$E2E_BASE_URL" <<'PYEOF'
-import json, sys, urllib.request
+import json, os, sys, urllib.request
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
 try:
-    with urllib.request.urlopen(sys.argv[1] + "/api/health", timeout=3) as answer:
+    password = os.environ.get("E2E_AUTH_PASSWORD")
+    if password:  # AUTH_MODE=password: log in first, the cookie goes with /api/health
+        login = urllib.request.Request(sys.argv[1] + "/api/auth/login", method="POST",
+            data=json.dumps({"password": password}).encode(), headers={"Content-Type": "application/json"})
+        opener.open(login, timeout=3).close()
+    with opener.open(sys.argv[1] + "/api/health", timeout=3) as answer:
         health = json.load(answer)
 except OSError:
     sys.exit(1)
@@ -102,9 +109,14 @@ export IMAGE_PROVIDER=swarmui SWARMUI=http://fake-swarmui:7801
 export RLM_SANDBOX=pool RLM_PASSCODE=${E2E_RLM_PASSCODE:-e2e-passcode} MAX_CONCURRENT_RLM=1
 # The sandbox attacks make a few dozen RLM requests in a minute from one client.
 export RATE_LIMIT_RLM=120
+# As an exposed stack runs: password login; internal tokens and the Redis password are the
+# ones secrets-init generated at the first start.
+export AUTH_MODE=password AUTH_PASSWORD=${E2E_AUTH_PASSWORD:-e2e login password}
+export E2E_AUTH_PASSWORD=$AUTH_PASSWORD
 compose --env-file "$ENV_FILE" up -d --scale sandbox=2
 wait_until_healthy
-E2E_RLM_PASSCODE=$RLM_PASSCODE run_tests tests/e2e/test_sandbox_pool.py tests/e2e/test_full_stack.py
+E2E_RLM_PASSCODE=$RLM_PASSCODE run_tests tests/e2e/test_sandbox_pool.py tests/e2e/test_full_stack.py \
+    tests/e2e/test_access_stack.py
 
 log "image sizes"
 docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E ":$TINYCHAT_TAG\b" | sort

@@ -48,6 +48,7 @@ class PreparedChat:
     messages: list[Message]  # as kept after trimming, for the log
     payload: dict[str, Any]
     started: float
+    user: str | None = None  # the signed-in identity the gateway passed on, for the log
 
 
 @dataclass
@@ -146,4 +147,6 @@ class ChatService:
         }
         if outcome.error_code:
             entry["error"] = outcome.error_code
+        if chat.user:
+            entry["user"] = chat.user
         self.chat_log.record(entry)

@@ -9,11 +9,15 @@ from tinychat_common.streaming import serve_events
 from .app import CHAT, SETTINGS
 from .conversation import InternalChatRequest
 
+USER_HEADER = "X-TinyChat-User"
+
 
 async def chat_stream(request: web.Request) -> web.StreamResponse:
     chat = request.app[CHAT]
     body = await parse_body(request, InternalChatRequest)
     prepared = await chat.prepare(body)
+    # Who asked, as the gateway knows it (AUTH_MODE); only callers with the token get here.
+    prepared.user = request.headers.get(USER_HEADER)
     return await serve_events(request, chat.stream(prepared))
 
 
@@ -21,6 +25,7 @@ async def chat_complete(request: web.Request) -> web.Response:
     chat = request.app[CHAT]
     body = await parse_body(request, InternalChatRequest)
     prepared = await chat.prepare(body)
+    prepared.user = request.headers.get(USER_HEADER)
     completion = await chat.complete(prepared)
     return web.json_response(
         {

@@ -12,16 +12,18 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tinychat_common.sse import SSEDecoder
+from tinychat_common.sse import SSEDecoder, SSELineTooLong
 
 from .errors import UpstreamBadResponse, UpstreamError
 
 DONE_SENTINEL = "[DONE]"
+# One chunk of a streamed completion is a few hundred bytes; a line this long is not one.
+MAX_UPSTREAM_LINE_CHARS = 4 * 1024 * 1024
 
 
 class OpenAIStreamParser:
     def __init__(self, scrub: Any = None) -> None:
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder(MAX_UPSTREAM_LINE_CHARS)
         self._scrub = scrub or (lambda text: text)
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
@@ -33,13 +35,23 @@ class OpenAIStreamParser:
         `failure` (see raise_failure) so the text before it is not lost."""
         if self.done or self.failure is not None:
             return ""
-        return self._take(self._decoder.feed(data))
+        try:
+            payloads = self._decoder.feed(data)
+        except SSELineTooLong:
+            self.failure = _line_too_long()
+            return ""
+        return self._take(payloads)
 
     def close(self) -> str:
         """End of the byte stream: a last event without its blank line still counts."""
         if self.done or self.failure is not None:
             return ""
-        return self._take(self._decoder.close())
+        try:
+            payloads = self._decoder.close()
+        except SSELineTooLong:
+            self.failure = _line_too_long()
+            return ""
+        return self._take(payloads)
 
     @property
     def complete(self) -> bool:
@@ -107,6 +119,12 @@ class OpenAIStreamParser:
             if choice.get("finish_reason"):
                 self.finish_reason = str(choice["finish_reason"])
         return "".join(texts)
+
+
+def _line_too_long() -> UpstreamBadResponse:
+    return UpstreamBadResponse(
+        f"The model API sent a line longer than {MAX_UPSTREAM_LINE_CHARS} characters; the answer was stopped."
+    )
 
 
 def error_message(body: Any) -> str:

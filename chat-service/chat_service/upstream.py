@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from tinychat_common.deadline import ReadDeadline
+from tinychat_common.redact import Scrubber
 
 from .config import ChatSettings
 from .errors import (
@@ -76,7 +77,7 @@ class UpstreamClient:
             self._authorization = aiohttp.BasicAuth(user, password).encode()
         else:
             self._authorization = ""
-        self._secrets = [s for s in (key, user, password) if len(s) >= 4]
+        self._scrub = Scrubber(s for s in (key, user, password) if len(s) >= 4)
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "text/event-stream, application/json"}
@@ -85,10 +86,8 @@ class UpstreamClient:
         return headers
 
     def scrub(self, text: str) -> str:
-        """Text from the upstream with anything secret blanked out."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
+        """Text from the upstream with anything secret, or shaped like a key, blanked out."""
+        return self._scrub(text)
 
     async def list_models(self) -> list[str]:
         """The model ids the API offers (GET /models)."""

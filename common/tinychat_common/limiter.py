@@ -70,10 +70,10 @@ async def slot(limiter: ConcurrencyLimiter) -> AsyncIterator[str]:
 
 
 def make_limiter(
-    name: str, limit: int, redis_url: str = "", lease_seconds: float = 30.0
+    name: str, limit: int, redis_url: str = "", lease_seconds: float = 30.0, *, redis_password: str = ""
 ) -> ConcurrencyLimiter:
     if redis_url:
         from .redis_limiter import RedisLimiter
 
-        return RedisLimiter(name, limit, redis_url, lease_seconds=lease_seconds)
+        return RedisLimiter(name, limit, redis_url, lease_seconds=lease_seconds, password=redis_password)
     return LocalLimiter(name, limit)

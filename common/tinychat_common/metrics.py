@@ -3,6 +3,7 @@ and the middleware that counts requests by route and status."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -10,6 +11,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 METRICS = web.AppKey("tinychat_metrics", "ServiceMetrics")
+# nginx's "client closed request": the client left before the answer ended. Not an error of
+# ours, so never counted as a 500.
+CLIENT_CLOSED_STATUS = 499
+# The request flag streaming.mark_client_closed sets.
+CLIENT_CLOSED = web.RequestKey("tinychat_client_closed", bool)
 
 
 class ServiceMetrics:
@@ -58,10 +64,14 @@ async def metrics_middleware(request: web.Request, handler: Any) -> web.StreamRe
     status = 500
     try:
         response = await handler(request)
-        status = response.status
+        status = CLIENT_CLOSED_STATUS if request.get(CLIENT_CLOSED) else response.status
         return response
     except web.HTTPException as exc:
         status = exc.status
+        raise
+    except asyncio.CancelledError:
+        # Handler cancellation: the client closed the connection.
+        status = CLIENT_CLOSED_STATUS
         raise
     finally:
         route = route_name(request)

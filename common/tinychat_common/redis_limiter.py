@@ -86,7 +86,9 @@ class _Lease:
 class RedisLimiter:
     """At most `limit` tokens of `name` at once across every replica sharing `redis_url`."""
 
-    def __init__(self, name: str, limit: int, redis_url: str, *, lease_seconds: float = 30.0) -> None:
+    def __init__(
+        self, name: str, limit: int, redis_url: str, *, lease_seconds: float = 30.0, password: str = ""
+    ) -> None:
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         self.name = name
@@ -95,8 +97,10 @@ class RedisLimiter:
         self.lease_seconds = lease_seconds
         # Short socket timeouts: a Redis that stopped answering must fail a call, not hang it.
         timeout = min(5.0, max(0.5, lease_seconds / 3))
+        # REDIS_PASSWORD (or one in the URL): Redis in compose and Kubernetes requires one.
+        auth = {"password": password} if password else {}
         self._redis = redis.Redis.from_url(
-            redis_url, socket_connect_timeout=timeout, socket_timeout=timeout, retry_on_timeout=False
+            redis_url, socket_connect_timeout=timeout, socket_timeout=timeout, retry_on_timeout=False, **auth
         )
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._renew = self._redis.register_script(_RENEW)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
 import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -22,11 +23,13 @@ import aiohttp
 from aiohttp import web
 
 from .errors import error_middleware, json_error
+from .internal_auth import bearer_headers, check_internal_token, install_internal_auth
 from .logs import configure_logging
 from .metrics import METRICS, ServiceMetrics, metrics_middleware
 from .probes import LIFECYCLE, Lifecycle, add_probe_routes, is_draining
 from .security import install_security_headers
 from .settings import ServiceSettings
+from .slow_clients import BODY_LIMIT, BODY_TIMEOUT, ConnectionLimits, LimitedAppRunner, read_body_in_time
 from .streaming import KEEPALIVE_SECONDS, OPEN_STREAMS
 
 log = logging.getLogger("tinychat.service")
@@ -43,11 +46,19 @@ async def refuse_while_draining(request: web.Request, handler: Any) -> web.Strea
     return await handler(request)
 
 
+# The services behind the gateway: their APIs need INTERNAL_TOKEN.
+INTERNAL_SERVICES = frozenset({"chat-service", "image-service", "rlm-service"})
+
+
 def base_app(settings: ServiceSettings, service: str, *, client_max_size: int = 1024**2) -> web.Application:
     app = web.Application(
         client_max_size=client_max_size,
-        middlewares=[refuse_while_draining, metrics_middleware, error_middleware],
+        middlewares=[refuse_while_draining, metrics_middleware, error_middleware, read_body_in_time],
     )
+    app[BODY_LIMIT] = client_max_size
+    app[BODY_TIMEOUT] = settings.request_body_timeout
+    if service in INTERNAL_SERVICES:
+        install_internal_auth(app, settings.bearer_token)
     app[METRICS] = ServiceMetrics(service)
     app[KEEPALIVE_SECONDS] = settings.keepalive_seconds
     # Made now: an app's state may not change once it has started.
@@ -62,16 +73,20 @@ def client_session_context(
     key: web.AppKey[aiohttp.ClientSession],
     *,
     connector_factory: Callable[[], aiohttp.BaseConnector] | None = None,
+    internal_token: str = "",
     **session_kwargs: Any,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     """A cleanup_ctx that opens the app's one ClientSession under `key`.
 
     `connector_factory` builds the connector inside the running loop, e.g.
     `lambda: aiohttp.TCPConnector(limit=0)` where aiohttp's default of 100 open
-    connections would queue streams."""
+    connections would queue streams. `internal_token` goes out on every request, for a
+    session that calls TinyChat's own services (never for one that calls a provider)."""
 
     async def session_ctx(app: web.Application) -> AsyncIterator[None]:
         kwargs = dict(session_kwargs)
+        if internal_token:
+            kwargs["headers"] = {**kwargs.get("headers", {}), **bearer_headers(internal_token)}
         if connector_factory is not None:
             kwargs["connector"] = connector_factory()
         session = aiohttp.ClientSession(**kwargs)
@@ -94,8 +109,22 @@ async def drain(app: web.Application, grace_seconds: float) -> None:
         await stream.close()
 
 
+def connection_limits(settings: ServiceSettings) -> ConnectionLimits:
+    per_client = getattr(settings, "max_connections_per_client", 0)
+    exempt = getattr(settings, "trusted_proxies", ())
+    return ConnectionLimits(settings.request_header_timeout, per_client, exempt)
+
+
+def make_runner(app: web.Application, settings: ServiceSettings) -> web.AppRunner:
+    """The runner every service is served by: handler cancellation, and the slow-client
+    limits (request head deadline, connections per client)."""
+    return LimitedAppRunner(
+        app, connection_limits(settings), handler_cancellation=True, access_log=None, shutdown_timeout=1.0
+    )
+
+
 async def serve(app: web.Application, settings: ServiceSettings, service: str) -> None:
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
+    runner = make_runner(app, settings)
     await runner.setup()
     # A burst of new streams (hundreds of browsers, or the gateway's own connections to a
     # service) must not overflow the accept queue: aiohttp's default of 128 makes the kernel
@@ -131,6 +160,11 @@ def run_service(
     create_app: Callable[[Any], web.Application], settings: ServiceSettings, service: str
 ) -> None:
     configure_logging(service, settings.enable_debug_logs)
+    if service in INTERNAL_SERVICES:
+        refusal = check_internal_token(settings.bearer_token, settings.host, service)
+        if refusal:
+            print(f"configuration error: {refusal}", file=sys.stderr)
+            raise SystemExit(2)
     app = create_app(settings)
     loop_factory = fast_loop_factory()
     log.info("%s runs on %s", service, "uvloop" if loop_factory else "the asyncio event loop")

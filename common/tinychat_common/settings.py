@@ -10,7 +10,7 @@ import sys
 from typing import Annotated, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, ValidationError
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .chatlog import check_log_path
@@ -38,6 +38,33 @@ RedisUrl = Annotated[str, AfterValidator(redis_url)]
 LogPath = Annotated[str, AfterValidator(lambda value: check_log_path(value.strip()))]
 
 
+def secret_from_file(value: SecretStr, path: str, variable: str) -> SecretStr:
+    """`value`, or when it is empty the contents of the file `path` (a mounted Secret)."""
+    path = path.strip()
+    if not path or value.get_secret_value():
+        return value
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return SecretStr(handle.read().strip())
+    except OSError as exc:
+        raise ValueError(f"{variable}={path!r} cannot be read: {exc.strerror}") from None
+
+
+class RedisSettings(BaseSettings):
+    """For the services that share a Redis: its URL and the password it requires."""
+
+    redis_url: RedisUrl = ""
+    redis_password: SecretStr = SecretStr("")
+    redis_password_file: str = ""
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> RedisSettings:
+        self.redis_password = secret_from_file(
+            self.redis_password, self.redis_password_file, "REDIS_PASSWORD_FILE"
+        )
+        return self
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_file=None)
 
@@ -46,6 +73,25 @@ class ServiceSettings(BaseSettings):
     enable_debug_logs: bool = False
     shutdown_grace_seconds: float = 20.0
     keepalive_seconds: float = 15.0
+    # The bearer token the internal APIs require and their callers send (internal_auth.py);
+    # INTERNAL_TOKEN_FILE names a file holding it (a Kubernetes Secret, a compose volume).
+    internal_token: SecretStr = SecretStr("")
+    internal_token_file: str = ""
+    # Slow clients (slow_clients.py): a request head, and a request body, must arrive
+    # within these many seconds or the connection gets 408 and is closed; 0 = no limit.
+    request_header_timeout: float = Field(default=30.0, ge=0)
+    request_body_timeout: float = Field(default=30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _token_from_file(self) -> ServiceSettings:
+        self.internal_token = secret_from_file(
+            self.internal_token, self.internal_token_file, "INTERNAL_TOKEN_FILE"
+        )
+        return self
+
+    @property
+    def bearer_token(self) -> str:
+        return self.internal_token.get_secret_value().strip()
 
 
 S = TypeVar("S", bound=ServiceSettings)

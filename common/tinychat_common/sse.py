@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -45,23 +46,43 @@ def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "replace")
 
 
-class SSEDecoder:
-    """Feed it bytes as they arrive; it returns the `data` of each event completed."""
+# Longest line (and longest event) the decoder holds: an image event (base64 in one line) is
+# the largest a TinyChat service sends; anything longer is garbage or an attack.
+MAX_LINE_CHARS = 64 * 1024 * 1024
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
-    def __init__(self) -> None:
+
+class SSELineTooLong(ValueError):
+    """A line, or an event's data, grew past the decoder's cap without ending."""
+
+
+class SSEDecoder:
+    """Feed it bytes as they arrive; it returns the `data` of each event completed.
+
+    Linear in the bytes fed, however they are split: only new text is searched for line
+    breaks, and an unfinished line is kept as a list of pieces joined once, when it ends
+    (re-scanning or re-concatenating it per read made one long line quadratic). A line or
+    an event longer than `max_line_chars` raises SSELineTooLong."""
+
+    def __init__(self, max_line_chars: int = MAX_LINE_CHARS) -> None:
         self._text = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._pending = ""
+        self._max = max_line_chars
+        self._pieces: list[str] = []  # the unfinished line
+        self._pieces_chars = 0
+        self._skip_lf = False  # the last text ended in CR: a LF opening the next is its pair
         self._data: list[str] = []
+        self._data_chars = 0
 
     def feed(self, chunk: bytes) -> list[str]:
         if self._between_events() and chunk.endswith(b"\n\n") and b"\r" not in chunk:
             return self._whole_frames(chunk.decode("utf-8", "replace"))
-        self._pending += self._text.decode(chunk)
-        return self._drain(final=False)
+        events: list[str] = []
+        self._take_text(self._text.decode(chunk), events)
+        return events
 
     def _between_events(self) -> bool:
         """Nothing is carried over from earlier reads: no partial line, event or character."""
-        return not self._pending and not self._data and not self._text.getstate()[0]
+        return not self._pieces and not self._data and not self._skip_lf and not self._text.getstate()[0]
 
     def _whole_frames(self, text: str) -> list[str]:
         """The common read: whole events, LF line endings. Split into frames in one go, and
@@ -70,6 +91,7 @@ class SSEDecoder:
         events: list[str] = []
         for frame in text[:-2].split("\n\n"):
             if frame.startswith("data: ") and "\n" not in frame:
+                self._check_length(len(frame))
                 events.append(frame[6:])
                 continue
             for line in frame.split("\n"):
@@ -79,48 +101,62 @@ class SSEDecoder:
 
     def close(self) -> list[str]:
         """End of stream: an event with no final blank line still counts."""
-        self._pending += self._text.decode(b"", final=True)
-        events = self._drain(final=True)
-        if self._pending:
-            self._take_line(self._pending, events)
-            self._pending = ""
+        events: list[str] = []
+        self._take_text(self._text.decode(b"", final=True), events)
+        if self._pieces:
+            self._take_line(self._unfinished_line(), events)
         if self._data:
             events.append("\n".join(self._data))
             self._data = []
+            self._data_chars = 0
         return events
 
-    def _drain(self, final: bool) -> list[str]:
-        events: list[str] = []
-        text = self._pending
+    def _take_text(self, text: str, events: list[str]) -> None:
+        if not text:
+            return
+        if self._skip_lf:
+            self._skip_lf = False
+            if text[0] == "\n":
+                text = text[1:]
         start = 0
-        length = len(text)
-        while start < length:
-            newline = text.find("\n", start)
-            carriage = text.find("\r", start, newline if newline >= 0 else length)
-            if carriage >= 0:
-                # A CR at the very end may be the first half of a CRLF still in flight.
-                if carriage == length - 1 and not final:
-                    break
-                end = carriage
-                next_start = carriage + 2 if text.startswith("\n", carriage + 1) else carriage + 1
-            elif newline >= 0:
-                end = newline
-                next_start = newline + 1
-            else:
-                break
-            self._take_line(text[start:end], events)
-            start = next_start
-        self._pending = text[start:]
-        return events
+        for match in _LINE_BREAK.finditer(text):
+            piece = text[start : match.start()]
+            if self._pieces:
+                self._pieces.append(piece)
+                piece = self._unfinished_line()
+            self._check_length(len(piece))
+            self._take_line(piece, events)
+            start = match.end()
+        if text.endswith("\r"):
+            self._skip_lf = True
+        if start < len(text):
+            rest = text[start:]
+            self._pieces.append(rest)
+            self._pieces_chars += len(rest)
+            self._check_length(self._pieces_chars)
+
+    def _unfinished_line(self) -> str:
+        line = "".join(self._pieces)
+        self._pieces = []
+        self._pieces_chars = 0
+        return line
+
+    def _check_length(self, chars: int) -> None:
+        if chars > self._max:
+            raise SSELineTooLong(f"an event-stream line is longer than {self._max} characters")
 
     def _take_line(self, line: str, events: list[str]) -> None:
         if not line:
             if self._data:
                 events.append("\n".join(self._data))
                 self._data = []
+                self._data_chars = 0
             return
         if line.startswith(":"):
             return
         field, _, value = line.partition(":")
         if field == "data":
-            self._data.append(value[1:] if value.startswith(" ") else value)
+            value = value[1:] if value.startswith(" ") else value
+            self._data_chars += len(value) + 1
+            self._check_length(self._data_chars)
+            self._data.append(value)

@@ -19,7 +19,7 @@ from aiohttp import web
 from . import sse
 from .errors import TinyChatError
 from .events import Done, Error, Event
-from .metrics import METRICS
+from .metrics import CLIENT_CLOSED, METRICS
 
 log = logging.getLogger("tinychat.stream")
 
@@ -34,6 +34,11 @@ OPEN_STREAMS = web.AppKey("tinychat_open_streams", weakref.WeakSet)
 KEEPALIVE_SECONDS = web.AppKey("tinychat_keepalive_seconds", float)
 
 ClientGone = (ConnectionResetError, ConnectionError)
+
+
+def mark_client_closed(request: web.Request) -> None:
+    """The client left before its answer ended: the metrics count it as 499, not 500."""
+    request[CLIENT_CLOSED] = True
 
 
 class EventStream:
@@ -167,6 +172,7 @@ async def serve_events(
     except TinyChatError as exc:
         await stream.fail(exc.message, exc.code)
     except ClientGone:
+        mark_client_closed(request)
         log.debug("client went away from %s", request.path)
     except Exception:
         log.exception("stream %s failed", request.path)

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import importlib.util
 import os
+import secrets
 import signal
 import sys
 import time
@@ -43,6 +44,8 @@ def plan(env: dict[str, str]) -> tuple[list[Part], dict[str, str], bool]:
         "RLM_SERVICE_URL": "http://127.0.0.1:8003",
         "RLM_SANDBOX": "process",  # no Docker needed for a first run
         "SHUTDOWN_GRACE_SECONDS": "2",  # Ctrl-C should not wait 20 s for open streams
+        # A new token per start: only the processes started here hold it.
+        "INTERNAL_TOKEN": secrets.token_urlsafe(32),
     }
     use_demo = not env.get("OPENAI_API_URL")
     merged = {**shared, **env}  # what the user set wins

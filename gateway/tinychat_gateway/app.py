@@ -10,9 +10,12 @@ from importlib.metadata import PackageNotFoundError, version
 
 import aiohttp
 from aiohttp import web
+from tinychat_common.internal_auth import is_loopback
 from tinychat_common.metrics import METRICS
 from tinychat_common.service import base_app, client_session_context
 
+from .access import install_access_guard
+from .auth import AUTH, install_auth
 from .config import GatewaySettings
 from .cors import install_cors
 from .downstream import JsonCache
@@ -42,11 +45,16 @@ def gateway_version() -> str:
 def create_app(settings: GatewaySettings) -> web.Application:
     app = base_app(settings, "gateway", client_max_size=settings.max_request_bytes)
     install_cors(app, settings.allowed_origins)
+    # Before CORS: a preflight from a rebinding page is refused for its Host first.
+    install_access_guard(app, settings)
     gateway = Gateway(
         settings=settings,
         metrics=GatewayMetrics(app[METRICS]),
         passcode=PasscodeGuard(
-            settings.rlm_passcode, settings.rlm_passcode_max_failures, settings.rlm_passcode_window_seconds
+            settings.rlm_passcode,
+            settings.rlm_passcode_max_failures,
+            settings.rlm_passcode_window_seconds,
+            settings.rlm_passcode_global_max_failures,
         ),
         version=gateway_version(),
         rate_limits=rate_limit_windows(settings),
@@ -58,6 +66,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.cleanup_ctx.append(sweep_rate_limits)
     app.on_startup.append(warn_about_open_rlm)
     app.on_startup.append(warn_about_missing_web_ui)
+    app.on_startup.append(warn_about_open_access)
+    install_auth(app, settings)  # its routes before add_routes' catch-all
     add_routes(app)
     return app
 
@@ -77,6 +87,7 @@ def downstream_session(settings: GatewaySettings) -> CleanupContext:
     return client_session_context(
         SESSION,
         connector_factory=lambda: aiohttp.TCPConnector(limit=0, keepalive_timeout=30),
+        internal_token=settings.bearer_token,
         timeout=aiohttp.ClientTimeout(
             total=None,
             connect=settings.downstream_connect_timeout,
@@ -101,7 +112,9 @@ async def sweep_rate_limits(app: web.Application) -> AsyncIterator[None]:
     async def sweep_forever() -> None:
         while True:
             await asyncio.sleep(SWEEP_SECONDS)
-            for window in (*gateway.rate_limits.values(), gateway.passcode.failures):
+            auth = app[AUTH]
+            windows = (*gateway.rate_limits.values(), gateway.passcode.failures, auth.failures)
+            for window in windows:
                 window.sweep()
 
     task = asyncio.create_task(sweep_forever())
@@ -116,6 +129,16 @@ async def warn_about_open_rlm(app: web.Application) -> None:
         log.warning(
             "RLM_PASSCODE is not set: anyone who can reach this gateway can start RLM jobs "
             "(which run model-written code in the sandbox). Set RLM_PASSCODE to require one."
+        )
+
+
+async def warn_about_open_access(app: web.Application) -> None:
+    settings = app[GATEWAY].settings
+    if settings.auth_mode == "none" and not is_loopback(settings.host):
+        log.warning(
+            "AUTH_MODE=none while listening on %s: anyone who can reach this gateway can use it "
+            "(and spend the model API's credit). See README, Exposing TinyChat.",
+            settings.host,
         )
 
 

@@ -21,7 +21,7 @@ import aiohttp
 from aiohttp import web
 from tinychat_common.deadline import ReadDeadline
 from tinychat_common.errors import TinyChatError
-from tinychat_common.streaming import ClientGone, EventStream
+from tinychat_common.streaming import ClientGone, EventStream, mark_client_closed
 
 from .errors import BadDownstreamAnswer, ServiceInterrupted, ServiceStalled, ServiceUnreachable
 from .metrics import GatewayMetrics
@@ -60,6 +60,7 @@ async def relay(
     service: str,
     url: str,
     body: bytes,
+    extra_headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
     """POST `body` to a service's stream endpoint and relay what it answers.
 
@@ -69,8 +70,9 @@ async def relay(
     idle = session.timeout.sock_read
     try:
         async with asyncio.timeout(idle):
+            headers = {**JSON_HEADERS, **extra_headers} if extra_headers else JSON_HEADERS
             response = await session.post(
-                url, data=body, headers=JSON_HEADERS, timeout=_without_read_timeout(session.timeout)
+                url, data=body, headers=headers, timeout=_without_read_timeout(session.timeout)
             )
     except aiohttp.ConnectionTimeoutError:
         metrics.downstream_errors.labels(service, "unreachable").inc()
@@ -152,9 +154,12 @@ async def relay_events(
     except aiohttp.ClientError as exc:
         # Payload or connection errors: the service went away mid-stream.
         log.info("%s service stream broke: %r", service, exc)
-    except (ClientGone, asyncio.CancelledError) as exc:
+    except (*ClientGone, asyncio.CancelledError) as exc:
         # The client went away (a failed write, or handler cancellation): a normal end.
+        # ClientGone is a tuple of classes, hence the unpacking: a tuple inside the tuple
+        # is not a class, and Python would raise TypeError from this very line.
         client_gone = True
+        mark_client_closed(request)
         log.debug("client went away from %s", request.path)
         if isinstance(exc, asyncio.CancelledError):
             raise

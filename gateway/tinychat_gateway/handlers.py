@@ -15,6 +15,7 @@ from tinychat_common.events import Content
 from tinychat_common.models import ChatRequest, readable_validation_error
 from tinychat_common.streaming import serve_events
 
+from .auth import IDENTITY, USER_HEADER_TO_SERVICES, request_identity
 from .downstream import probe_ready, relay
 from .errors import TooManyRequests
 from .models import (
@@ -27,7 +28,6 @@ from .models import (
     RlmValidateResponse,
     ServiceHealth,
 )
-from .ratelimit import client_address
 from .routing import IMAGE_USAGE, STREAM_PATHS, choose_route
 from .state import GATEWAY, Gateway
 from .static import APP_CACHE_CONTROL, VENDOR_CACHE_CONTROL, app_file, file_response, vendor_file
@@ -71,7 +71,7 @@ def enforce_rate_limit(request: web.Request, gateway: Gateway, kind: str) -> Non
     window = gateway.rate_limits.get(kind)
     if window is None:
         return
-    wait = window.hit(client_address(request, gateway.settings.trusted_proxies))
+    wait = window.hit(request_identity(request, gateway.settings))
     if wait > 0:
         gateway.metrics.rate_limited.labels(kind).inc()
         raise TooManyRequests(kind, window.limit, retry_after=wait)
@@ -80,7 +80,7 @@ def enforce_rate_limit(request: web.Request, gateway: Gateway, kind: str) -> Non
 def check_passcode(request: web.Request, gateway: Gateway, from_body: str | None) -> None:
     given = request.headers.get(PASSCODE_HEADER, from_body)
     try:
-        gateway.passcode.check(client_address(request, gateway.settings.trusted_proxies), given)
+        gateway.passcode.check(request_identity(request, gateway.settings), given)
     except Exception:
         gateway.metrics.passcode_failures.inc()
         raise
@@ -107,7 +107,9 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
         body = forwarded_body(chat)
     enforce_rate_limit(request, gateway, route.service)
     url = gateway.service_url(route.service) + STREAM_PATHS[route.service]
-    return await relay(request, gateway.http, gateway.metrics, route.service, url, body)
+    identity = request.get(IDENTITY)
+    user = {USER_HEADER_TO_SERVICES: identity} if identity else None
+    return await relay(request, gateway.http, gateway.metrics, route.service, url, body, user)
 
 
 async def rlm_validate(request: web.Request) -> web.Response:

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from tinychat_common.models import ChatRequest
 
+from .auth import LoginRequest, OkResponse, SessionResponse
 from .models import (
     ConfigResponse,
     ErrorBody,
@@ -27,6 +28,9 @@ SCHEMA_MODELS: list[type[BaseModel]] = [
     HealthResponse,
     ErrorBody,
     StreamEvent,
+    LoginRequest,
+    OkResponse,
+    SessionResponse,
 ]
 
 
@@ -41,8 +45,11 @@ def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
 def _errors(*statuses: int) -> dict[str, Any]:
     meaning = {
         400: "The request is not valid (bad JSON, unknown keys, out-of-range values).",
-        401: "RLM needs a passcode and the one given is missing or wrong.",
+        401: "RLM needs a passcode and the one given is missing or wrong, or a login is needed.",
+        403: "A Host that is not served here, or a request from another site.",
+        404: "Not available in this configuration.",
         413: "The body or a message is too large.",
+        415: "The body is not application/json.",
         429: "Too many requests or wrong passcodes; see Retry-After.",
         502: "A service behind the gateway answered something unexpected.",
         503: "The server is shutting down.",
@@ -106,7 +113,7 @@ def _operations() -> dict[str, Any]:
                             }
                         },
                     },
-                    **_errors(400, 401, 413, 429, 502, 503),
+                    **_errors(400, 401, 403, 413, 415, 429, 502, 503),
                 },
             }
         },
@@ -121,22 +128,71 @@ def _operations() -> dict[str, Any]:
                 },
                 "responses": {
                     "200": _json(RlmValidateResponse, "The passcode is right, or none is needed."),
-                    **_errors(400, 401, 413, 429, 503),
+                    **_errors(400, 401, 403, 413, 415, 429, 503),
                 },
+            }
+        },
+        "/api/auth/login": {
+            "post": {
+                "summary": "Log in (AUTH_MODE=password): sets the signed session cookie.",
+                "operationId": "login",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(LoginRequest)}},
+                },
+                "responses": {
+                    "200": _json(OkResponse, "Logged in; the answer sets the tinychat_session cookie."),
+                    **_errors(400, 401, 403, 404, 413, 415, 429, 503),
+                },
+            }
+        },
+        "/api/auth/logout": {
+            "post": {
+                "summary": "Log out: clears the session cookie.",
+                "operationId": "logout",
+                "responses": {"200": _json(OkResponse, "Logged out."), **_errors(403, 415, 503)},
+            }
+        },
+        "/login": {
+            "get": {
+                "summary": "The login page (AUTH_MODE=password).",
+                "operationId": "loginPage",
+                "responses": {
+                    "200": {"description": "OK", "content": {"text/html": {"schema": {"type": "string"}}}}
+                },
+            }
+        },
+        "/login.js": {
+            "get": {
+                "summary": "The login page's script.",
+                "operationId": "loginScript",
+                "responses": {
+                    "200": {
+                        "description": "OK",
+                        "content": {"text/javascript": {"schema": {"type": "string"}}},
+                    }
+                },
+            }
+        },
+        "/api/auth/session": {
+            "get": {
+                "summary": "The access mode, and whether this client is signed in.",
+                "operationId": "getSession",
+                "responses": {"200": _json(SessionResponse, "OK"), **_errors(403, 503)},
             }
         },
         "/api/config": {
             "get": {
                 "summary": "Models, defaults, limits, and which features are enabled.",
                 "operationId": "getConfig",
-                "responses": {"200": _json(ConfigResponse, "OK"), **_errors(503)},
+                "responses": {"200": _json(ConfigResponse, "OK"), **_errors(401, 403, 503)},
             }
         },
         "/api/health": {
             "get": {
                 "summary": "The gateway's status and each service's readiness.",
                 "operationId": "getHealth",
-                "responses": {"200": _json(HealthResponse, "OK"), **_errors(503)},
+                "responses": {"200": _json(HealthResponse, "OK"), **_errors(401, 403, 503)},
             }
         },
         "/api/openapi.json": {

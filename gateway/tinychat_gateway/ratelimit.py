@@ -89,6 +89,26 @@ def client_address(request: web.Request, trusted_proxies: Sequence[Network]) -> 
     return hops[0] if hops and _is_ip(hops[0]) else peer
 
 
+def is_trusted_peer(request: web.Request, trusted_proxies: Sequence[Network]) -> bool:
+    """Is the TCP peer one of TRUSTED_PROXIES (whose forwarded headers are believed)?"""
+    return bool(trusted_proxies) and _is_trusted(request.remote or "", trusted_proxies)
+
+
+def limit_key(address: str) -> str:
+    """What a per-client limit counts by: an IPv4 address as it is, an IPv6 address by its
+    /64 (one host or home network usually holds a whole /64, so counting single addresses
+    would give it 2^64 budgets)."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return address
+
+
 def _is_ip(text: str) -> bool:
     try:
         ipaddress.ip_address(text)

@@ -87,7 +87,12 @@ async def provider_context(app: web.Application) -> AsyncIterator[None]:
 
 async def limiter_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    limiter = make_limiter("image", settings.max_concurrent_images, settings.redis_url)
+    limiter = make_limiter(
+        "image",
+        settings.max_concurrent_images,
+        settings.redis_url,
+        redis_password=settings.redis_password.get_secret_value(),
+    )
     app[LIMITER] = limiter
     yield
     await limiter.close()

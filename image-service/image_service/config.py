@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from tinychat_common.settings import HttpUrl, LogPath, RedisUrl, ServiceSettings
+from pydantic_settings import NoDecode
+from tinychat_common.settings import HttpUrl, LogPath, RedisSettings, RedisUrl, ServiceSettings
 
 Provider = Literal["swarmui", "openai", "none"]
 
@@ -22,7 +23,7 @@ def without_credentials(url: str) -> str:
     return parts._replace(netloc=netloc).geturl()
 
 
-class ImageSettings(ServiceSettings):
+class ImageSettings(ServiceSettings, RedisSettings):
     port: int = 8002
 
     image_provider: Provider = "swarmui"
@@ -35,6 +36,18 @@ class ImageSettings(ServiceSettings):
     image_height: int = Field(default=1024, ge=64, le=8192)
     image_seed: int = -1
     image_timeout: float = Field(default=300.0, gt=0)
+    # Hosts, besides the image API's own, that an image URL in its answer may point to
+    # (`*.` for subdomains); OpenAI's DALL·E serves its images from Azure blob storage.
+    image_download_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*.blob.core.windows.net"]
+    )
+
+    @field_validator("image_download_hosts", mode="before")
+    @classmethod
+    def _download_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     openai_image_api_key: SecretStr = SecretStr("")
     openai_api_key: SecretStr = SecretStr("")  # the fallback when OPENAI_IMAGE_API_KEY is empty

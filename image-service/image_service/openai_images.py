@@ -16,6 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from tinychat_common.egress import host_matches, is_public_address, literal_address, public_only_session
+from tinychat_common.redact import Scrubber
 
 from .config import ImageSettings, without_credentials
 from .errors import (
@@ -48,6 +50,11 @@ class OpenAIImages:
         self.size = settings.openai_image_size
         self.max_bytes = settings.max_image_bytes
         self._key = settings.image_api_key
+        self._download_hosts = settings.image_download_hosts
+        # Image URLs elsewhere than the API's own host are fetched through a session that
+        # connects to public addresses only (made on first use, inside the loop).
+        self._outside: aiohttp.ClientSession | None = None
+        self._scrub = Scrubber([self._key] if len(self._key) >= 4 else [])
 
     async def generate(self, prompt: str) -> AsyncIterator[ProviderEvent]:
         item = await self._first_image(prompt)
@@ -60,7 +67,8 @@ class OpenAIImages:
             raise ProviderBadResponse("The image API answered without an image.")
 
     async def close(self) -> None:
-        return None
+        if self._outside is not None:
+            await self._outside.close()
 
     def request_body(self, prompt: str) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "prompt": prompt, "n": 1, "size": self.size}
@@ -118,23 +126,49 @@ class OpenAIImages:
         return ProviderBadResponse(f"The image API answered HTTP {status}.")
 
     def _readable(self, message: Any) -> str:
-        text = str(message or "no reason given").strip()[:_MESSAGE_LIMIT]
-        if self._key and len(self._key) >= 4:
-            text = text.replace(self._key, "[key]")
-        return text
+        return self._scrub(str(message or "no reason given").strip()[:_MESSAGE_LIMIT])
 
     async def _download(self, url: str) -> bytes:
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise ProviderBadResponse("The image API gave an image URL that is not http(s).")
+        """The image at `url`. Every failure, whatever its cause (a refused host, a
+        redirect, a closed port, an error status, a timeout), is one and the same error,
+        so a provider answer cannot turn this into a probe of the network behind it."""
+        session = self._session_for(url)
+        if session is None:
+            log.warning("refused to download an image from %s", _origin(url))
+            raise _download_failed()
         try:
             async with asyncio.timeout(_DOWNLOAD_TIMEOUT):
-                async with self.http.get(url) as response:
+                async with session.get(url, allow_redirects=False) as response:
                     if response.status != 200:
-                        raise ProviderBadResponse(
-                            f"The image could not be downloaded (HTTP {response.status})."
-                        )
+                        log.info("image download from %s answered HTTP %s", _origin(url), response.status)
+                        raise _download_failed()
                     return await read_capped(response, self.max_bytes, "The image download")
-        except TimeoutError:
-            raise ProviderUnavailable("Downloading the generated image took too long.") from None
-        except (aiohttp.ClientError, OSError):
-            raise ProviderUnavailable("The generated image could not be downloaded.") from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            log.info("image download from %s failed: %s", _origin(url), type(exc).__name__)
+            raise _download_failed() from None
+
+    def _session_for(self, url: str) -> aiohttp.ClientSession | None:
+        """The session to fetch `url` with, or None when it may not be fetched at all."""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None
+        api = urlsplit(self.base)
+        if (parts.scheme, parts.hostname, parts.port) == (api.scheme, api.hostname, api.port):
+            return self.http  # the image API's own host, configured by the operator
+        if not host_matches(parts.hostname, self._download_hosts):
+            return None
+        literal = literal_address(url)
+        if literal is not None and not is_public_address(literal):
+            return None
+        if self._outside is None:
+            self._outside = public_only_session()
+        return self._outside
+
+
+def _download_failed() -> ProviderUnavailable:
+    return ProviderUnavailable("The generated image could not be downloaded.")
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"

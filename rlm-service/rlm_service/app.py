@@ -66,7 +66,7 @@ def create_app(settings: RlmSettings, *, sandboxes: SandboxFactory | None = None
     app = base_app(settings, "rlm-service", client_max_size=settings.rlm_max_request_bytes)
     app[SETTINGS] = settings
     app[RLM_METRICS] = RlmMetrics(app[METRICS])
-    app.cleanup_ctx.append(client_session_context(CHAT_SESSION))
+    app.cleanup_ctx.append(client_session_context(CHAT_SESSION, internal_token=settings.bearer_token))
     app.cleanup_ctx.append(chat_log_context(CHAT_LOG, settings.chat_log))
     app.cleanup_ctx.append(limiter_context)
     app.cleanup_ctx.append(sandboxes_context(sandboxes))
@@ -83,6 +83,7 @@ async def limiter_context(app: web.Application) -> AsyncIterator[None]:
         settings.max_concurrent_rlm,
         settings.redis_url,
         lease_seconds=settings.rlm_token_lease_seconds,
+        redis_password=settings.redis_password.get_secret_value(),
     )
     yield
     await app[LIMITER].close()

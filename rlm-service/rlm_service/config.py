@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pydantic import Field
-from tinychat_common.settings import HttpUrl, LogPath, RedisUrl, ServiceSettings
+from tinychat_common.settings import HttpUrl, LogPath, RedisSettings, RedisUrl, ServiceSettings
 
 from .sandbox.config import SandboxSettings
 
 
-class RlmSettings(ServiceSettings, SandboxSettings):
+class RlmSettings(ServiceSettings, SandboxSettings, RedisSettings):
     """ServiceSettings, the sandbox's own settings (RLM_SANDBOX, RLM_SANDBOX_IMAGE,
     RLM_CELL_TIMEOUT, …; see sandbox/config.py) and the RLM engine's."""
 

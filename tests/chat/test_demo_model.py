@@ -114,3 +114,9 @@ def test_make_run_uses_the_configured_api_without_the_demo():
     parts, env, use_demo = plan({"OPENAI_API_URL": "https://api.example/v1", "DEFAULT_MODEL": "m"})
     assert not use_demo and "demo-model" not in [p.name for p in parts]
     assert env["OPENAI_API_URL"] == "https://api.example/v1" and env["DEFAULT_MODEL"] == "m"
+
+
+def test_make_run_generates_a_new_internal_token_at_each_start() -> None:
+    first = plan({})[1]["INTERNAL_TOKEN"]
+    second = plan({})[1]["INTERNAL_TOKEN"]
+    assert len(first) >= 32 and first != second

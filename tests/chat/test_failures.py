@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import Any
 
@@ -165,3 +166,38 @@ async def test_the_service_keeps_serving_after_a_failure(chat_client, fake_opena
     fake_openai.enqueue(Reply(status=500), Reply(text="fine again"))
     assert_ends_with_one_error(await stream(chat_client), "upstream_unavailable")
     assert answer_text(await stream(chat_client)) == "fine again"
+
+
+@pytest.mark.parametrize(
+    "quoted",
+    [
+        "sk-test-s...1234",  # the way providers shorten a key
+        "sk-AUDIT...-KEY",  # a key of another shape, shortened
+        "sk-test-secret-k",  # its head only
+        "ret-key-1234",  # its tail only
+        "Bearer abc123.def456",  # a credential the provider echoed back
+    ],
+)
+async def test_a_relayed_upstream_message_is_scrubbed_of_anything_like_a_key(
+    chat_client, fake_openai: FakeOpenAI, quoted: str
+):
+    fake_openai.enqueue(Reply(status=400, error_body=openai_error(f"Bad request for key {quoted}, fix it")))
+    events = await stream(chat_client)
+    error = assert_ends_with_one_error(events, "upstream_rejected")
+    assert quoted not in error["error"] and "fix it" in error["error"], error
+
+
+async def test_a_line_of_20_mib_without_a_newline_is_cut_off_without_blocking_other_streams(
+    chat_client, fake_openai: FakeOpenAI
+):
+    # 20 MiB without a newline in 64 KiB writes, while a second user's answer streams.
+    huge = [b"data: "] + [b"x" * 65536] * 320
+    fake_openai.respond_with(
+        lambda body: (
+            Reply(raw=huge) if body["messages"][-1]["content"] == "flood" else Reply(text="still fast")
+        )
+    )
+    flood = asyncio.create_task(stream(chat_client, messages=[user("flood")]))
+    other = await asyncio.wait_for(stream(chat_client), 10)
+    assert answer_text(other) == "still fast"
+    assert_ends_with_one_error(await asyncio.wait_for(flood, 10), "upstream_bad_response")

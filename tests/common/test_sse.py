@@ -6,7 +6,7 @@ import json
 
 import pytest
 from tinychat_common import events as ev
-from tinychat_common.sse import KEEPALIVE, SSEDecoder, encode, encode_many
+from tinychat_common.sse import KEEPALIVE, SSEDecoder, SSELineTooLong, encode, encode_many
 
 ALL_EVENTS = [
     ev.Content("héllo\nworld ✓"),
@@ -120,3 +120,45 @@ def test_whole_frame_reads_decode_exactly_like_byte_by_byte_reads():
             at += take
         got += grouped.close()
         assert got == expected, stream
+
+
+def test_a_long_line_in_small_reads_decodes_in_linear_time():
+    # 8 MiB in 4 KiB reads: the old decoder re-scanned and re-joined the whole unfinished
+    # line on every read (about 8 GiB of copying, minutes of CPU); linear takes milliseconds,
+    # so the 30 s bound below is far beyond what a linear decoder needs on a busy machine.
+    import time
+
+    payload = "x" * (8 * 1024 * 1024)
+    stream = ("data: " + payload + "\n\n").encode()
+    decoder = SSEDecoder()
+    started = time.process_time()
+    events = []
+    for i in range(0, len(stream), 4096):
+        events += decoder.feed(stream[i : i + 4096])
+    assert time.process_time() - started < 30
+    assert events == [payload]
+
+
+def test_a_line_past_the_cap_is_refused_as_it_grows():
+    decoder = SSEDecoder(max_line_chars=1000)
+    decoder.feed(b"data: " + b"x" * 900)
+    with pytest.raises(SSELineTooLong):
+        decoder.feed(b"x" * 200)
+
+
+def test_an_event_of_many_lines_past_the_cap_is_refused():
+    decoder = SSEDecoder(max_line_chars=1000)
+    with pytest.raises(SSELineTooLong):
+        decoder.feed(b"data: " + b"x" * 100 + b"\n" * 1 + (b"data: " + b"y" * 100 + b"\n") * 20)
+
+
+def test_a_whole_frame_past_the_cap_is_refused():
+    with pytest.raises(SSELineTooLong):
+        SSEDecoder(max_line_chars=100).feed(b"data: " + b"z" * 200 + b"\n\n")
+
+
+def test_crlf_split_between_reads_is_one_line_ending():
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\r") == []
+    assert decoder.feed(b"\n\r") == ["a"]
+    assert decoder.feed(b"\ndata: b\n\n") == ["b"]

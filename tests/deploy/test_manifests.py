@@ -147,6 +147,10 @@ def test_provider_keys_reach_only_the_services_that_call_the_providers(manifests
         "OPENAI_API_KEY": {"chat-service", "image-service"},
         "OPENAI_IMAGE_API_KEY": {"image-service"},
         "RLM_PASSCODE": {"gateway"},
+        "INTERNAL_TOKEN": {"gateway", "chat-service", "image-service", "rlm-service"},
+        "REDIS_PASSWORD": {"redis", "image-service", "rlm-service"},
+        "AUTH_PASSWORD": {"gateway"},
+        "AUTH_SECRET": {"gateway"},
     }
 
 
@@ -169,7 +173,8 @@ def test_network_policies_allow_only_the_arrows_of_the_architecture(manifests: l
     policies = of_kind(manifests, "NetworkPolicy")
     deny = policies["default-deny"]["spec"]
     assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
-    assert allowed_peers(policies["gateway"], "ingress") == {"*"}
+    # Only the ingress controller: no pod can reach the gateway and forge X-Forwarded-For.
+    assert allowed_peers(policies["gateway"], "ingress") == {"ingress-nginx"}
     for name in ("chat-service", "image-service", "rlm-service", "redis", "demo-model"):
         assert "*" not in allowed_peers(policies[name], "ingress"), name
     assert allowed_peers(policies["rlm-service"], "ingress") == {"gateway"}

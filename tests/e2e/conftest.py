@@ -22,6 +22,8 @@ from tinychat_common.sse import SSEDecoder
 BASE_URL = os.environ.get("E2E_BASE_URL", "http://localhost:8000").rstrip("/")
 PROJECT = os.environ.get("COMPOSE_PROJECT_NAME", "tinychat-e2e")
 STREAM_TIMEOUT = aiohttp.ClientTimeout(total=90, sock_read=45)
+# Set when the stack runs with AUTH_MODE=password: the `http` session logs in first.
+AUTH_PASSWORD = os.environ.get("E2E_AUTH_PASSWORD", "")
 
 
 def stack_is_up() -> bool:
@@ -41,6 +43,9 @@ def running_stack() -> None:
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession(base_url=BASE_URL, timeout=STREAM_TIMEOUT) as session:
+        if AUTH_PASSWORD:
+            async with session.post("/api/auth/login", json={"password": AUTH_PASSWORD}) as response:
+                assert response.status == 200, await response.text()
         yield session
 
 
@@ -88,5 +93,16 @@ def containers(*labels: str) -> list[str]:
 
 def redis_cli(*args: str) -> str:
     (redis,) = containers(f"com.docker.compose.project={PROJECT}", "com.docker.compose.service=redis")
-    command = ["docker", "exec", redis, "redis-cli", *args]
+    # The stack's Redis requires the password secrets-init generated (REDISCLI_AUTH keeps it
+    # out of the argument list).
+    command = [
+        "docker",
+        "exec",
+        redis,
+        "sh",
+        "-c",
+        'REDISCLI_AUTH="$(cat /run/tinychat-secrets/redis_password)" exec redis-cli "$@"',
+        "redis-cli",
+        *args,
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=20, check=True).stdout.strip()

@@ -30,6 +30,8 @@ class ImageReply:
     status: int = 200  # not 200: answer `error` (an OpenAI error body) with this status
     error: dict[str, Any] | None = None
     raw: bytes | None = None  # answer exactly these bytes (malformed JSON)
+    url: str | None = None  # answer this image URL (SSRF tests); `redirect_to` answers 302 there
+    redirect_to: str | None = None
 
 
 class FakeOpenAIImages(FakeServer):
@@ -42,6 +44,7 @@ class FakeOpenAIImages(FakeServer):
         self.disconnects = 0
         self.disconnected = asyncio.Event()
         self._files: dict[str, bytes] = {}
+        self._redirects: dict[str, str] = {}
         self._queue: list[ImageReply] = []
         self.app.router.add_post("/v1/images/generations", self._generations)
         self.app.router.add_get("/files/{name}", self._file)
@@ -75,7 +78,13 @@ class FakeOpenAIImages(FakeServer):
             error = reply.error or openai_error("fake failure", "server_error")
             return web.json_response(error, status=reply.status)
         item: dict[str, Any] = {}
-        if reply.as_url:
+        if reply.redirect_to is not None:
+            name = uuid.uuid4().hex + ".png"
+            self._redirects[name] = reply.redirect_to
+            item["url"] = f"{self.base_url}/files/{name}"
+        elif reply.url is not None:
+            item["url"] = reply.url
+        elif reply.as_url:
             name = uuid.uuid4().hex + ".png"
             self._files[name] = reply.image
             item["url"] = f"{self.base_url}/files/{name}"
@@ -88,6 +97,8 @@ class FakeOpenAIImages(FakeServer):
     async def _file(self, request: web.Request) -> web.Response:
         self.file_requests.append(dict(request.headers))
         name = request.match_info["name"]
+        if name in self._redirects:
+            raise web.HTTPFound(self._redirects[name])
         if name not in self._files:
             return web.Response(status=404)
         return web.Response(body=self._files[name], content_type="image/png")

@@ -12,14 +12,20 @@ from typing import Any, TypeVar
 from aiohttp import web
 from chat_service.app import create_app as create_chat_app
 from tinychat_gateway.app import create_app as create_gateway_app
+from tinychat_gateway.auth import COOKIE, CookieSigner
 from tinychat_gateway.config import GatewaySettings
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.support.chat_service import chat_settings_for
+from tests.support.internal import TEST_INTERNAL_TOKEN
 from tests.support.net import closed_port_url, serve_app
 
 T = TypeVar("T")
 RLM_PASSCODE = "fuzz-passcode"
+
+
+FUZZ_PASSWORD = "fuzz password 1234"
+FUZZ_AUTH_SECRET = "fuzz-cookie-secret-0123456789abcdef"
 
 
 class FuzzStack:
@@ -29,6 +35,8 @@ class FuzzStack:
         self._runners: list[web.AppRunner] = []
         self.upstream = FakeOpenAI(models=["fake-model", "fake-vision"])
         self.url = ""
+        # A valid login, so the fuzzer reaches every operation behind it.
+        self.cookie = f"{COOKIE}={CookieSigner([FUZZ_AUTH_SECRET], 3600).issue()[0]}"
 
     def _call(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -38,8 +46,15 @@ class FuzzStack:
 
     async def _start(self) -> None:
         await self.upstream.start()
-        chat = chat_settings_for(self.upstream, openai_api_key="sk-fuzz-secret")
+        # As users run it exposed: password login and internal tokens on.
+        chat = chat_settings_for(
+            self.upstream, openai_api_key="sk-fuzz-secret", internal_token=TEST_INTERNAL_TOKEN
+        )
         gateway = GatewaySettings(
+            internal_token=TEST_INTERNAL_TOKEN,
+            auth_mode="password",
+            auth_password=FUZZ_PASSWORD,
+            auth_secret=FUZZ_AUTH_SECRET,
             chat_service_url=await self._serve(create_chat_app(chat)),
             # Image and RLM requests get their readable "not available" stream: the
             # fuzzer checks the gateway's answers, the fault tests the services'.

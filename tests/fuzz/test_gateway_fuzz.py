@@ -48,6 +48,9 @@ OPERATIONS = [
     ("POST", "/api/rlm/validate"),
     ("GET", "/api/config"),
     ("GET", "/api/health"),
+    ("POST", "/api/auth/login"),
+    ("POST", "/api/auth/logout"),
+    ("GET", "/api/auth/session"),
 ]
 
 
@@ -91,18 +94,18 @@ def streams_end_with_one_done(ctx: Any, response: Any, case: Any) -> bool | None
     return True
 
 
-# Invalid requests need an input to spoil: the GETs take none.
+# Invalid requests need an input to spoil: the GETs and logout take none.
 RUNS = [
     (method, path, mode)
     for method, path in OPERATIONS
     for mode in GenerationMode
-    if method == "POST" or mode is GenerationMode.POSITIVE
+    if mode is GenerationMode.POSITIVE or (method == "POST" and path != "/api/auth/logout")
 ]
 
 
 @pytest.mark.parametrize(("method", "path", "mode"), RUNS, ids=[f"{m} {p} {g}" for m, p, g in RUNS])
 def test_gateway_answers_every_request_as_described(
-    gateway_schema: Any, method: str, path: str, mode: GenerationMode
+    gateway_schema: Any, stack: FuzzStack, method: str, path: str, mode: GenerationMode
 ) -> None:
     operation = gateway_schema[path][method]
 
@@ -115,6 +118,7 @@ def test_gateway_answers_every_request_as_described(
     )
     def answers_as_described(case: Any) -> None:
         case.call_and_validate(
+            headers={"Cookie": stack.cookie},
             additional_checks=[readable_client_errors, streams_end_with_one_done],
             # Requests the schema allows may still be refused with a readable 400 for what
             # only the running server knows: a model it does not offer, an image that is not
@@ -126,7 +130,7 @@ def test_gateway_answers_every_request_as_described(
     answers_as_described()
 
 
-@pytest.mark.parametrize("path", ["/api/chat/stream", "/api/rlm/validate"])
+@pytest.mark.parametrize("path", ["/api/chat/stream", "/api/rlm/validate", "/api/auth/login"])
 def test_any_bytes_as_a_body_get_a_readable_answer(stack: FuzzStack, path: str) -> None:
     """Below the schema: bodies that are not JSON, not UTF-8, or not an object, sent with
     and without a JSON content type."""
@@ -151,7 +155,10 @@ def test_any_bytes_as_a_body_get_a_readable_answer(stack: FuzzStack, path: str) 
     )
     def answers_readably(body: bytes, content_type: str) -> None:
         response = session.post(
-            stack.url + path, data=body, headers={"Content-Type": content_type}, timeout=20
+            stack.url + path,
+            data=body,
+            headers={"Content-Type": content_type, "Cookie": stack.cookie},
+            timeout=20,
         )
         assert response.status_code < 500, (response.status_code, response.text[:300])
         if response.status_code >= 400:

@@ -110,3 +110,27 @@ async def test_failure_limit_is_per_client_address(make_gateway: GatewayFactory)
     user = {"X-Forwarded-For": "198.51.100.7", "X-RLM-Passcode": PASSCODE}
     async with gateway.post("/api/rlm/validate", headers=user) as response:
         assert response.status == 200
+
+
+async def test_passcode_guesses_from_many_addresses_hit_the_global_budget(
+    make_gateway: GatewayFactory,
+) -> None:
+    gateway = await make_gateway(
+        rlm_passcode=PASSCODE, rlm_passcode_global_max_failures=4, trusted_proxies="127.0.0.1/32"
+    )
+    statuses = []
+    for i in range(6):
+        headers = {"X-Forwarded-For": f"203.0.113.{i}", "X-RLM-Passcode": "guess"}
+        async with gateway.post("/api/rlm/validate", headers=headers) as response:
+            statuses.append(response.status)
+    assert statuses == [401] * 4 + [429] * 2
+
+
+async def test_100_passcode_guesses_over_one_ipv6_64_are_5_checks(make_gateway: GatewayFactory) -> None:
+    gateway = await make_gateway(rlm_passcode=PASSCODE, trusted_proxies="127.0.0.1/32")
+    statuses = []
+    for i in range(1, 101):
+        headers = {"X-Forwarded-For": f"2001:db8:7:7::{i:x}", "X-RLM-Passcode": "guess"}
+        async with gateway.post("/api/rlm/validate", headers=headers) as response:
+            statuses.append(response.status)
+    assert statuses == [401] * 5 + [429] * 95

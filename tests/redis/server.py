@@ -42,9 +42,10 @@ async def wait_until_answering(url: str) -> None:
 class RedisServer:
     """`async with RedisServer() as server:` → `server.url`; `stop()` / `start()` at will."""
 
-    def __init__(self) -> None:
+    def __init__(self, password: str = "") -> None:
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password  # set: the server requires it, as in compose and Kubernetes
         self._dir = tempfile.mkdtemp(prefix="tinychat-redis-")
         self._process: asyncio.subprocess.Process | None = None
 
@@ -61,10 +62,14 @@ class RedisServer:
             "--appendonly", "no",
             "--dir", self._dir,
         ]  # fmt: skip
+        if self.password:
+            command += ["--requirepass", self.password]
         self._process = await asyncio.create_subprocess_exec(
             *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
         )
-        await wait_until_answering(self.url)
+        await wait_until_answering(
+            self.url.replace("://", f"://:{self.password}@") if self.password else self.url
+        )
         return self
 
     async def stop(self) -> None:

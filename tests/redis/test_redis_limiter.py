@@ -169,3 +169,20 @@ async def test_redis_holds_only_prefixed_token_sets_with_a_ttl(redis_server: Red
     finally:
         await limiter.close()
         await client.aclose()
+
+
+async def test_a_redis_with_a_password_refuses_a_limiter_without_it() -> None:
+    async with RedisServer(password="redis-test-password-123") as server:
+        anonymous = make_limiter("rlm", 1, server.url)
+        wrong = make_limiter("rlm", 1, server.url, redis_password="not-it")
+        right = make_limiter("rlm", 1, server.url, redis_password="redis-test-password-123")
+        try:
+            for limiter in (anonymous, wrong):
+                with pytest.raises(ServiceUnavailable):
+                    await limiter.acquire()
+            token = await right.acquire()
+            assert await right.in_use() == 1
+            await right.release(token)
+        finally:
+            for limiter in (anonymous, wrong, right):
+                await limiter.close()

@@ -88,9 +88,12 @@ class FakeDownstream(FakeServer):
 
 
 class Stack:
-    def __init__(self, rlm_passcode: str = "", *, real_rlm: bool = False) -> None:
+    def __init__(
+        self, rlm_passcode: str = "", *, real_rlm: bool = False, **gateway_overrides: object
+    ) -> None:
         self.rlm_passcode = rlm_passcode
         self.real_rlm = real_rlm
+        self.gateway_overrides = gateway_overrides  # GatewaySettings fields (e.g. AUTH_MODE)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="tinychat-stack", daemon=True)
         self.runners: list[web.AppRunner] = []
@@ -128,6 +131,7 @@ class Stack:
             # Every test comes from 127.0.0.1: per-client limits would couple the tests.
             rate_limit_image=0,
             rate_limit_rlm=0,
+            **self.gateway_overrides,
         )
         self.url = await self._serve(create_gateway_app(gateway_settings))
 
