@@ -193,8 +193,19 @@ if os.fork() == 0:  # a classic daemon: new session, then fork again
     if os.fork() == 0:
         os.execv(sys.executable, sleeper)
     os._exit(0)
-time.sleep(0.3)
-print('left', sorted(os.listdir('/tmp')), sorted(os.listdir('/dev/shm')))
+def sleepers():
+    found = 0
+    for pid in filter(str.isdigit, os.listdir('/proc')):
+        try:
+            found += b'tinychat-left-behind' in open(f'/proc/{pid}/cmdline', 'rb').read()
+        except OSError:
+            pass
+    return found
+for _ in range(200):  # both are running before the job ends (a busy machine is slow to exec)
+    if sleepers() == 2:
+        break
+    time.sleep(0.05)
+print('left', sorted(os.listdir('/tmp')), sorted(os.listdir('/dev/shm')), sleepers())
 """
     look = """
 import os
@@ -208,7 +219,7 @@ print('processes', others)
 """
     async with await lone_pool.create("") as sandbox:
         left = await run(sandbox, leave)
-        assert "left ['left.txt', 'locked']" in left.stdout, left
+        assert "left ['left.txt', 'locked'] ['left.txt'] 2" in left.stdout, left
         assert len([p for p in pool_runners.processes(lone_runner) if "tinychat-left-behind" in p]) == 2
     assert await pool_runners_idle(pool_runners, lone_runner)
     async with await lone_pool.create("") as sandbox:
