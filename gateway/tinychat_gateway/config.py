@@ -37,6 +37,8 @@ class GatewaySettings(ServiceSettings):
     max_message_length: int = Field(default=262144, gt=0)
     # Vision images travel base64-encoded inside the JSON body, hence the generous default.
     max_request_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    # An RLM request carries its documents (the job's context): up to this size.
+    rlm_max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     trusted_proxies: Annotated[list[Network], NoDecode] = Field(default_factory=list)
 
@@ -75,6 +77,11 @@ class GatewaySettings(ServiceSettings):
             return [ipaddress.ip_network(item, strict=False) for item in items]
         except ValueError as exc:
             raise ValueError(f"expects comma-separated CIDRs such as 10.0.0.0/8 ({exc})") from None
+
+    @property
+    def body_limit(self) -> int:
+        """The largest body read at all; which limit applies is decided once it is parsed."""
+        return max(self.max_request_bytes, self.rlm_max_request_bytes)
 
     @property
     def passcode_required(self) -> bool:

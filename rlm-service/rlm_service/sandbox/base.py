@@ -11,8 +11,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
-# Answers a batch of prompts, in order. `llm_query(p)` is a batch of one.
-LlmQuery = Callable[[list[str]], Awaitable[list[str]]]
+# Answers a batch of prompts, in order. `llm_query(p)` is a batch of one; `rlm_query(p)` is a
+# batch of one with the keyword `rlm={"context": …, "names": …}` (a sub-RLM).
+LlmQuery = Callable[..., Awaitable[list[str]]]
 
 
 @dataclass

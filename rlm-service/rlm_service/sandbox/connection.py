@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from abc import abstractmethod
+from collections.abc import Iterator
 from typing import Any
 
 from tinychat_common.errors import TinyChatError
@@ -63,10 +64,13 @@ class RunnerSandbox(Sandbox):
 
     async def start(self, context: str | list[str], *, output_limit: int, limits: dict[str, int]) -> None:
         """Send the context and wait for the runner to say it is ready."""
-        init = {"type": "init", "context": context, "output_limit": output_limit, "limits": limits}
+        init: dict[str, Any] = {"type": "init", "output_limit": output_limit, "limits": limits}
+        names = getattr(context, "names", None)  # documents (rlm_service.documents.Documents)
+        if names is not None:
+            init["names"] = names
         try:
             async with asyncio.timeout(START_TIMEOUT):
-                await self._send(init)
+                await self._send_init(init, context)
                 reply = await self._receive()
         except BaseException as exc:
             reason = await self._exit_reason()
@@ -130,8 +134,9 @@ class RunnerSandbox(Sandbox):
         prompts = message.get("prompts")
         if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
             raise SandboxError("the sandbox broke the protocol (llm_query without prompts)")
+        rlm = message.get("rlm")
         try:
-            answers = await llm_query(prompts)
+            answers = await (llm_query(prompts) if rlm is None else llm_query(prompts, rlm=rlm))
         except TinyChatError as exc:
             # The cell sees a RuntimeError it can handle; the job goes on.
             return {"error": exc.message}
@@ -152,6 +157,20 @@ class RunnerSandbox(Sandbox):
         except (ConnectionError, RuntimeError, OSError) as exc:
             raise SandboxError("the sandbox closed its input") from exc
 
+    async def _send_init(self, init: dict[str, Any], context: str | list[str]) -> None:
+        """The init line with the context encoded piece by piece: a 60 MB context is never
+        a second 60 MB string plus its bytes in this process."""
+        head = json.dumps(init, ensure_ascii=False)[:-1] + ', "context": '
+        try:
+            self._writer.write(head.encode("utf-8"))
+            for piece in _json_pieces(context):
+                self._writer.write(piece)
+                await self._writer.drain()
+            self._writer.write(b"}\n")
+            await self._writer.drain()
+        except (ConnectionError, RuntimeError, OSError) as exc:
+            raise SandboxError("the sandbox closed its input") from exc
+
     async def _receive(self) -> dict[str, Any]:
         try:
             line = await self._reader.readline()
@@ -168,6 +187,27 @@ class RunnerSandbox(Sandbox):
         if not isinstance(message, dict):
             raise SandboxError("the sandbox sent a malformed message")
         return message
+
+
+INIT_PIECE_CHARS = 1 << 20
+
+
+def _json_pieces(context: str | list[str]) -> Iterator[bytes]:
+    """`context` as JSON, in pieces of about a MiB (a string escapes character by character,
+    so its slices can be escaped one at a time)."""
+    texts = [context] if isinstance(context, str) else context
+    if not isinstance(context, str):
+        yield b"["
+    for index, text in enumerate(texts):
+        if index:
+            yield b", "
+        yield b'"'
+        for start in range(0, len(text), INIT_PIECE_CHARS):
+            piece = json.dumps(text[start : start + INIT_PIECE_CHARS], ensure_ascii=False)
+            yield piece[1:-1].encode("utf-8", "replace")
+        yield b'"'
+    if not isinstance(context, str):
+        yield b"]"
 
 
 def _cell_result(message: dict[str, Any]) -> CellResult:

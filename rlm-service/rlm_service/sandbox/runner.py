@@ -5,10 +5,13 @@ Standard library only: this file is copied into the sandbox image and run as
 
 Protocol (one JSON object per line; the host speaks first):
 
-    host → runner   {"type": "init", "context": str | [str], "output_limit": 20000, "limits": {…}}
+    host → runner   {"type": "init", "context": str | [str], "output_limit": 20000, "limits": {…},
+                     "names": [str]}                     (names: optional, one per document)
     runner → host   {"type": "ready"}
     host → runner   {"type": "exec", "id": 1, "code": "…"}
     runner → host   {"type": "llm_query", "id": 7, "prompts": ["…"]}        (zero or more, in a cell)
+                    {…, "rlm": {"context": null | str | [str], "names": [str] | null}}
+                                                            (rlm_query: one prompt, a sub-RLM)
     host → runner   {"type": "llm_reply", "id": 7, "answers": ["…"]}        or {"…", "error": "…"}
     runner → host   {"type": "result", "id": 1, "stdout", "stderr", "final", "variables",
                      "error", "truncated_chars"}
@@ -35,7 +38,7 @@ DEFAULT_OUTPUT_LIMIT = 20_000
 MAX_VARIABLES_LISTED = 200
 # This file's name as its code objects know it (a path, or "<string>" when run with -c).
 RUNNER_FILE = (lambda: None).__code__.co_filename
-HELPER_NAMES = frozenset({"llm_query", "llm_query_batched", "FINAL", "FINAL_VAR"})
+HELPER_NAMES = frozenset({"llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR"})
 
 _LIMITS = {
     "address_space": resource.RLIMIT_AS,
@@ -113,6 +116,33 @@ class CappedText(io.TextIOBase):
         return f"{head}\n[… {self.cut:,} characters cut …]\n{self.tail}"
 
 
+class Document(str):
+    """One attached document: its text, as a str, with the file's name in `.name`."""
+
+    name: str
+
+    def __new__(cls, text: str, name: str) -> Document:
+        document = super().__new__(cls, text)
+        document.name = name
+        return document
+
+    def __repr__(self) -> str:
+        return f"<Document {self.name!r}: {len(self):,} characters>"
+
+
+def as_documents(context: list, names: object) -> list:
+    if (
+        not isinstance(names, list)
+        or len(names) != len(context)
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise ValueError("names must be a list of strings, one per document")
+    # Each text is replaced by its Document as we go, so two copies of one text at most.
+    for index, name in enumerate(names):
+        context[index] = Document(context[index], name)
+    return context
+
+
 class Runner:
     def __init__(self, channel: ProtocolChannel) -> None:
         self.channel = channel
@@ -137,6 +167,9 @@ class Runner:
             or (isinstance(context, list) and all(isinstance(c, str) for c in context))
         ):
             raise ValueError("context must be a string or a list of strings")
+        if init.get("names") is not None and isinstance(context, list):
+            context = as_documents(context, init["names"])
+        del init
         # One dict for globals and locals: functions defined in a cell see names assigned later.
         self.namespace = {
             "__name__": "__main__",
@@ -145,6 +178,7 @@ class Runner:
             "answer": {"content": "", "ready": False},
             "llm_query": self.llm_query,
             "llm_query_batched": self.llm_query_batched,
+            "rlm_query": self.rlm_query,
             "FINAL": self.set_final,
             "FINAL_VAR": self.set_final_from_variable,
         }
@@ -167,6 +201,21 @@ class Runner:
             return []
         return self._ask(prompts)
 
+    def rlm_query(self, prompt: str, context: object = None) -> str:
+        """Ask a sub-RLM (its own REPL, `context` its context, or the prompt when None)."""
+        if not isinstance(prompt, str):
+            raise TypeError(f"rlm_query(prompt) needs a str, got {type(prompt).__name__}")
+        names = None
+        if isinstance(context, list | tuple):
+            context = list(context)
+            if not all(isinstance(c, str) for c in context):
+                raise TypeError("rlm_query(context=...) needs a str or a list of str")
+            if all(isinstance(c, Document) for c in context):
+                names = [c.name for c in context]
+        elif context is not None and not isinstance(context, str):
+            raise TypeError("rlm_query(context=...) needs a str or a list of str")
+        return self._ask([prompt], rlm={"context": context, "names": names})[0]
+
     def set_final(self, value: object) -> None:
         """Set the job's final answer."""
         self.final = value if isinstance(value, str) else str(value)
@@ -178,12 +227,12 @@ class Runner:
             raise NameError(f"FINAL_VAR: no variable named {name!r}")
         self.set_final(self.namespace[name])
 
-    def _ask(self, prompts: list[str]) -> list[str]:
+    def _ask(self, prompts: list[str], **extra: object) -> list[str]:
         if os.getpid() != self.owner_pid:
             raise RuntimeError("llm_query is not available in a child process")
         self.next_query_id += 1
         query_id = self.next_query_id
-        self.channel.send({"type": "llm_query", "id": query_id, "prompts": prompts})
+        self.channel.send({"type": "llm_query", "id": query_id, "prompts": prompts, **extra})
         reply = self.channel.receive()
         if reply.get("type") != "llm_reply" or reply.get("id") != query_id:
             raise HostGone  # the host broke the protocol; nothing sane can follow

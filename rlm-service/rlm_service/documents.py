@@ -1,0 +1,63 @@
+"""An RLM job's context as documents, and reading a large request without extra copies.
+
+With attached documents, `context` in the sandbox is a list whose items are `str`s with a
+`.name` (the runner's `Document`), so code can do `for doc in context: doc.name, len(doc)`.
+Here that list is a `Documents`: a plain `list[str]` (every backend sends it as it sends a
+list of strings) that also carries the names, which the runner receives in `init.names`.
+
+A request body of tens of MB is read into one buffer, parsed, and the buffer dropped
+before the job starts: `request.read()` would keep a second copy of the bytes for as long
+as the request lives.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+from pydantic import ValidationError
+from tinychat_common.errors import BadRequest, PayloadTooLarge
+from tinychat_common.models import ChatRequest, readable_validation_error
+
+READ_CHUNK = 1 << 20
+CONVERSATION_NAME = "conversation"
+
+
+class Documents(list[str]):
+    """Texts of the job's documents, in order, with their names alongside."""
+
+    def __init__(self, texts: list[str], names: list[str]) -> None:
+        super().__init__(texts)
+        if len(names) != len(texts):
+            raise ValueError("one name per document")
+        self.names = names
+
+
+def context_chars(context: str | list[str]) -> int:
+    return len(context) if isinstance(context, str) else sum(len(item) for item in context)
+
+
+async def read_chat_request(request: web.Request, limit: int) -> ChatRequest:
+    """The body as a ChatRequest, read in chunks; a clear 4xx for anything wrong."""
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    buffer = bytearray()
+    while chunk := await request.content.read(READ_CHUNK):
+        buffer += chunk
+        if len(buffer) > limit:
+            raise _too_large(limit)
+    try:
+        data = json.loads(buffer)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"The body is not valid JSON: {exc}", code="invalid_json") from None
+    del buffer
+    if not isinstance(data, dict):
+        raise BadRequest("The body must be a JSON object.", code="invalid_request")
+    try:
+        return ChatRequest.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest(readable_validation_error(exc), code="invalid_request") from None
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request is larger than the {limit}-byte limit (RLM_MAX_REQUEST_BYTES).")
