@@ -26,7 +26,7 @@ from tinychat_common.models import Message as ChatMessage
 from . import prompts
 from .chat_client import ChatClient, Message, StreamedReply, Usage
 from .codeblocks import STOP, code_blocks
-from .documents import CONVERSATION_NAME, Documents
+from .documents import CONVERSATION_NAME, Documents, context_chars
 from .errors import CellTimeout, NoQuestion, SandboxFailed, SubcallRefused
 from .recursion import Budget, BudgetSpent, Recursion, best_effort
 from .sandbox.base import CellResult, Sandbox, SandboxError, SandboxFactory
@@ -36,9 +36,12 @@ Emit = Callable[[Event], None]
 PREVIEW_CHARS = 300  # of each sub-call prompt and answer in `subcall` steps
 
 
-@dataclass(frozen=True)
+@dataclass
 class RlmJob:
-    """What one request asks: the question, the material it is asked about, and how."""
+    """What one request asks: the question, the material it is asked about, and how.
+
+    `context` is let go (replaced by "") once the job's sandbox holds it and the model's
+    first messages are written: of a 60 MB context, the sandbox keeps the only copy."""
 
     question: str
     context: str | list[str]
@@ -47,6 +50,15 @@ class RlmJob:
     show_thinking: bool = True
     model: str | None = None
     temperature: float | None = None
+    context_chars: int = field(init=False)
+    document_names: list[str] | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.context_chars = context_chars(self.context)
+        self.document_names = getattr(self.context, "names", None)
+
+    def release_context(self) -> None:
+        self.context = ""
 
 
 @dataclass(frozen=True)
@@ -180,6 +192,7 @@ class _Level:
         end = "error"
         try:
             loop = _JobLoop(self, sandbox, job, depth=depth, branch=branch)
+            job.release_context()
             await loop.run()
             end = "finished"
             return loop

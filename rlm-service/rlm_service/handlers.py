@@ -11,7 +11,7 @@ from tinychat_common.streaming import serve_events
 from .app import CHAT_LOG, CHAT_SESSION, LIMITER, RLM_METRICS, SANDBOX_STATUS, SANDBOXES, SETTINGS
 from .chat_client import ChatClient
 from .config import RlmSettings
-from .documents import context_chars, read_chat_request
+from .documents import read_chat_request
 from .engine import Engine, EngineLimits, JobRecord, RlmJob, job_from_request
 from .errors import RlmDisabled, SandboxUnavailable
 from .jobs import JobRun, release_quietly
@@ -109,8 +109,8 @@ def job_finished(app: web.Application, job: RlmJob, record: JobRecord, seconds: 
             "model": job.model,
             "temperature": job.temperature,
             "question": job.question,
-            "context_chars": context_chars(job.context),
-            "documents": getattr(job.context, "names", None),
+            "context_chars": job.context_chars,
+            "documents": job.document_names,
             "outcome": record.outcome,
             "iterations": record.iterations,
             "code": record.cells,

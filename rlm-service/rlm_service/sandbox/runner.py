@@ -36,6 +36,7 @@ import traceback
 
 DEFAULT_OUTPUT_LIMIT = 20_000
 MAX_VARIABLES_LISTED = 200
+BATCH_MESSAGE_CHARS = 4_000_000  # of prompts in one llm_query message
 # This file's name as its code objects know it (a path, or "<string>" when run with -c).
 RUNNER_FILE = (lambda: None).__code__.co_filename
 HELPER_NAMES = frozenset({"llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR"})
@@ -199,7 +200,10 @@ class Runner:
             raise TypeError("llm_query_batched(prompts) needs a list of str")
         if not prompts:
             return []
-        return self._ask(prompts)
+        answers: list[str] = []
+        for group in batch_groups(prompts):
+            answers += self._ask(group)
+        return answers
 
     def rlm_query(self, prompt: str, context: object = None) -> str:
         """Ask a sub-RLM (its own REPL, `context` its context, or the prompt when None)."""
@@ -308,6 +312,20 @@ class Runner:
             if len(names) >= MAX_VARIABLES_LISTED:
                 break
         return names
+
+
+def batch_groups(prompts: list[str], max_chars: int = BATCH_MESSAGE_CHARS) -> list[list[str]]:
+    """A batch cut into messages of about `max_chars` each (at least one prompt each): a fan
+    out over a 60 MB context is not one 60 MB line for the host to hold at once."""
+    groups: list[list[str]] = [[]]
+    size = 0
+    for prompt in prompts:
+        if groups[-1] and size + len(prompt) > max_chars:
+            groups.append([])
+            size = 0
+        groups[-1].append(prompt)
+        size += len(prompt)
+    return groups
 
 
 def format_cell_error(exc: BaseException) -> str:
