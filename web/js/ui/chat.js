@@ -5,6 +5,7 @@ import { copyText } from "../render/code.js";
 import { renderMarkdownInto, renderPlainInto, warmUpRenderer } from "../render/markdown.js";
 import { byId, el, iconButton } from "./dom.js";
 import { imageFigure, progressFrom } from "./images.js";
+import { renderAttachmentChips } from "./attachments.js";
 import { renderTrace, traceSignature } from "./rlm.js";
 
 const NEAR_BOTTOM_PX = 80;
@@ -160,6 +161,7 @@ export class ChatView {
     const { main, bubble, extras, content, footer } = partsOf(item);
     if (message.role === "user") {
       this.ensureUploadedImage(extras, message);
+      renderAttachmentChips(extras, message);
       renderPlainInto(content, message.content);
     } else {
       renderTrace(extras, message.rlm, showThinking);
