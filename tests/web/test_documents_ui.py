@@ -151,7 +151,8 @@ PASTE_FILE = """([name, text]) => {
   const transfer = new DataTransfer();
   transfer.items.add(new File([text], name, {type: "text/csv"}));
   const input = document.getElementById("composer-input");
-  input.dispatchEvent(new ClipboardEvent("paste", {clipboardData: transfer, bubbles: true, cancelable: true}));
+  const paste = new ClipboardEvent("paste", {clipboardData: transfer, bubbles: true, cancelable: true});
+  input.dispatchEvent(paste);
 }"""
 
 
