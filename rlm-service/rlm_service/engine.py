@@ -456,6 +456,10 @@ class _JobLoop:
 
     def _step(self, kind: str, **details: Any) -> None:
         where = {"depth": self.depth, "branch": self.branch} if not self.is_root else {}
+        if "delta" not in details and kind != "code":
+            # When the step ended, in ms since the job started: with `ms` a timeline can be
+            # drawn (a code step is the start of its output step).
+            where["t"] = round((time.monotonic() - self.budget.started) * 1000)
         self.emit(RlmStep({"kind": kind, "iteration": self.iteration, **where, **details}))
 
 

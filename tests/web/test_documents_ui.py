@@ -181,3 +181,38 @@ def test_documents_too_big_for_a_normal_chat_are_refused_with_a_hint_to_use_rlm(
     assert page.input_value("#composer-input") == "Summarise."
     assert len(chips(page, "#document-tray")) == 1
     assert page.locator("li.message").count() == 0
+
+
+TIMELINE_ROWS = """box => [...box.querySelectorAll('.rlm-timeline-row')].map(row => [
+  row.querySelector('.rlm-timeline-label').textContent,
+  row.querySelector('.rlm-timeline-tokens').textContent,
+])"""
+
+
+def test_the_trace_timeline_shows_turns_cells_and_sub_calls_and_copies_as_json(page, context, stack):
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    turns = [repl("print(llm_query_batched(['a', 'b']))"), repl("FINAL('done')")]
+    stack.run(lambda: ScriptedLLM(stack.upstream, turns, lambda prompt: prompt.upper()))
+    open_app(page)
+    page.locator("#rlm-toggle").check()
+    send(page, "Fan out.")
+    wait_for_answers(page, 1)
+    timeline = last_answer(page).locator(".rlm-timeline")
+    timeline.locator("summary").click()
+    rows = timeline.evaluate(TIMELINE_ROWS)
+    assert rows == [
+        ["Model turn 1", "12 tok"],
+        ["Sub-calls ×2", "24 tok"],
+        ["Cell 1", ""],
+        ["Model turn 2", "12 tok"],
+        ["Cell 2", ""],
+    ]
+    assert "48 tokens" in timeline.locator("summary").inner_text()
+    timeline.get_by_role("button", name="Copy trace as JSON").click()
+    timeline.get_by_role("button", name="Copied").wait_for()
+    copied = json.loads(page.evaluate("navigator.clipboard.readText()"))
+    assert copied["format"] == "tinychat-rlm-trace" and copied["version"] == 1
+    assert copied["answer"] == "done" and copied["usage"]["total_tokens"] == 48
+    kinds = [s["kind"] for s in copied["steps"]]
+    assert kinds == ["reasoning", "code", "subcall", "output", "reasoning", "code", "output", "final"]
+    assert all("t" in s for s in copied["steps"] if s["kind"] != "code")

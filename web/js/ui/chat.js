@@ -3,6 +3,7 @@
 
 import { copyText } from "../render/code.js";
 import { renderMarkdownInto, renderPlainInto, warmUpRenderer } from "../render/markdown.js";
+import { renderTimeline } from "../render/timeline.js";
 import { byId, el, iconButton } from "./dom.js";
 import { imageFigure, progressFrom } from "./images.js";
 import { renderAttachmentChips } from "./attachments.js";
@@ -165,6 +166,7 @@ export class ChatView {
       renderPlainInto(content, message.content);
     } else {
       renderTrace(extras, message.rlm, showThinking);
+      renderTimeline(extras, message);
       this.ensureGeneratedImage(extras, message);
       if (markdown) renderMarkdownInto(content, message.content);
       else renderPlainInto(content, message.content);
