@@ -13,7 +13,6 @@ import json
 import logging
 import time
 from abc import abstractmethod
-from collections.abc import Iterator
 from typing import Any
 
 from tinychat_common.errors import TinyChatError
@@ -158,15 +157,24 @@ class RunnerSandbox(Sandbox):
             raise SandboxError("the sandbox closed its input") from exc
 
     async def _send_init(self, init: dict[str, Any], context: str | list[str]) -> None:
-        """The init line with the context encoded piece by piece: a 60 MB context is never
-        a second 60 MB string plus its bytes in this process."""
-        head = json.dumps(init, ensure_ascii=False)[:-1] + ', "context": '
+        """The init line, then (for a list of texts) the texts as raw UTF-8 in pieces: a
+        60 MB context is never a second 60 MB string in this process, and the runner
+        decodes it instead of parsing it as JSON."""
         try:
-            self._writer.write(head.encode("utf-8"))
-            for piece in _json_pieces(context):
-                self._writer.write(piece)
-                await self._writer.drain()
-            self._writer.write(b"}\n")
+            if isinstance(context, str) and len(context) < RAW_CONTEXT_CHARS:
+                self._writer.write(
+                    json.dumps({**init, "context": context}, ensure_ascii=False).encode() + b"\n"
+                )
+            else:
+                texts = [context] if isinstance(context, str) else context
+                sizes = [_utf8_size(text) for text in texts]
+                raw = sizes[0] if isinstance(context, str) else sizes
+                line = json.dumps({**init, "context_bytes": raw}, ensure_ascii=False).encode() + b"\n"
+                self._writer.write(line)
+                for text in texts:
+                    for start in range(0, len(text), INIT_PIECE_CHARS):
+                        self._writer.write(_utf8(text[start : start + INIT_PIECE_CHARS]))
+                        await self._writer.drain()
             await self._writer.drain()
         except (ConnectionError, RuntimeError, OSError) as exc:
             raise SandboxError("the sandbox closed its input") from exc
@@ -190,24 +198,17 @@ class RunnerSandbox(Sandbox):
 
 
 INIT_PIECE_CHARS = 1 << 20
+RAW_CONTEXT_CHARS = 1 << 16  # a str context shorter than this goes inside the init line
 
 
-def _json_pieces(context: str | list[str]) -> Iterator[bytes]:
-    """`context` as JSON, in pieces of about a MiB (a string escapes character by character,
-    so its slices can be escaped one at a time)."""
-    texts = [context] if isinstance(context, str) else context
-    if not isinstance(context, str):
-        yield b"["
-    for index, text in enumerate(texts):
-        if index:
-            yield b", "
-        yield b'"'
-        for start in range(0, len(text), INIT_PIECE_CHARS):
-            piece = json.dumps(text[start : start + INIT_PIECE_CHARS], ensure_ascii=False)
-            yield piece[1:-1].encode("utf-8", "replace")
-        yield b'"'
-    if not isinstance(context, str):
-        yield b"]"
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "replace")
+
+
+def _utf8_size(text: str) -> int:
+    if text.isascii():
+        return len(text)
+    return sum(len(_utf8(text[i : i + INIT_PIECE_CHARS])) for i in range(0, len(text), INIT_PIECE_CHARS))
 
 
 def _cell_result(message: dict[str, Any]) -> CellResult:

@@ -7,6 +7,8 @@ Protocol (one JSON object per line; the host speaks first):
 
     host → runner   {"type": "init", "context": str | [str], "output_limit": 20000, "limits": {…},
                      "names": [str]}                     (names: optional, one per document)
+                    or, for a large context, "context_bytes": n | [n, …] instead of "context":
+                    the text(s) follow the line as raw UTF-8, n bytes each, in order
     runner → host   {"type": "ready"}
     host → runner   {"type": "exec", "id": 1, "code": "…"}
     runner → host   {"type": "llm_query", "id": 7, "prompts": ["…"]}        (zero or more, in a cell)
@@ -122,8 +124,12 @@ class Document(str):
 
     name: str
 
-    def __new__(cls, text: str, name: str) -> Document:
-        document = super().__new__(cls, text)
+    def __new__(cls, text: str | bytes, name: str) -> Document:
+        # From bytes, decoded straight into the Document: no second copy of a large text.
+        if isinstance(text, bytes):
+            document = super().__new__(cls, text, "utf-8", "replace")
+        else:
+            document = super().__new__(cls, text)
         document.name = name
         return document
 
@@ -162,14 +168,23 @@ class Runner:
             raise ValueError("the first message must be init")
         apply_limits(init.get("limits") or {})
         self.output_limit = int(init.get("output_limit") or DEFAULT_OUTPUT_LIMIT)
-        context = init.get("context", "")
+        names = init.get("names")
+        context = (
+            self.raw_context(init["context_bytes"], names)
+            if "context_bytes" in init
+            else init.get("context", "")
+        )
         if not (
             isinstance(context, str)
             or (isinstance(context, list) and all(isinstance(c, str) for c in context))
         ):
             raise ValueError("context must be a string or a list of strings")
-        if init.get("names") is not None and isinstance(context, list):
-            context = as_documents(context, init["names"])
+        if (
+            names is not None
+            and isinstance(context, list)
+            and not all(isinstance(c, Document) for c in context)
+        ):
+            context = as_documents(context, names)
         del init
         # One dict for globals and locals: functions defined in a cell see names assigned later.
         self.namespace = {
@@ -184,6 +199,26 @@ class Runner:
             "FINAL_VAR": self.set_final_from_variable,
         }
         self.channel.send({"type": "ready"})
+
+    def raw_context(self, sizes: object, names: object) -> str | list[str]:
+        """Texts sent as raw bytes after the init line: decoding is a fraction of parsing a
+        JSON string of tens of MB. With names, each becomes its Document directly. One size
+        (not a list) is a str context."""
+        if isinstance(sizes, int) and not isinstance(sizes, bool):
+            return self.raw_context([sizes], None)[0]
+        if not isinstance(sizes, list) or not all(isinstance(n, int) and n >= 0 for n in sizes):
+            raise ValueError("context_bytes must be a list of sizes")
+        named = (
+            isinstance(names, list) and len(names) == len(sizes) and all(isinstance(n, str) for n in names)
+        )
+        texts: list[str] = []
+        for index, size in enumerate(sizes):
+            data = self.channel.reader.read(size)
+            if len(data) != size:
+                raise HostGone
+            texts.append(Document(data, names[index]) if named else data.decode("utf-8", "replace"))
+            del data
+        return texts
 
     # -- what a cell can call ---------------------------------------------------------------
 
