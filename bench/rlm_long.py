@@ -44,6 +44,7 @@ SUBCALL_CONCURRENCY = 8
 TARGET_OVERHEAD = 0.10
 TARGET_MEMORY_RATIO = 4.0
 TARGET_SIZE_MB = 32
+SERVICES = ("gateway", "rlm-service", "chat-service")
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,9 @@ async def measure(stack: RlmBenchStack, session: aiohttp.ClientSession, task: Ta
     stack.reset_peak("rlm-service")
     stack.reset_peak("gateway")
     idle = stack.rss_kib("rlm-service")
+    cpu_before = stack.cpu_seconds()
     wall, events = await run_job(session, stack.gateway_url, task)
+    cpu_after = stack.cpu_seconds()
     peak = stack.peak_kib("rlm-service")
     gateway_peak = stack.peak_kib("gateway")
     parts = breakdown(events)
@@ -253,20 +256,24 @@ async def measure(stack: RlmBenchStack, session: aiohttp.ClientSession, task: Ta
         "idle_mb": idle / 1024,
         "memory_ratio": peak / 1024 / mb,
         "gateway_peak_mb": gateway_peak / 1024,
+        # CPU the services spent on the job (the sandbox's runner is rlm-service's child,
+        # counted apart): what the machinery costs, whatever else the machine is doing.
+        "cpu": {name: round(cpu_after[name] - cpu_before[name], 2) for name in SERVICES},
     }
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     print(
         f"{'task':<6}{'MB':>5}{'ok':>4}{'wall s':>8}{'model s':>9}{'sandbox':>9}{'subcalls':>9}"
-        f"{'relay':>7}{'ovh %':>7}{'peak MB':>9}{'× ctx':>7}{'idle MB':>9}{'gw MB':>7}"
+        f"{'relay':>7}{'ovh %':>7}{'peak MB':>9}{'× ctx':>7}{'idle MB':>9}{'gw MB':>7}  CPU s gw/rlm/chat"
     )
     for r in rows:
         print(
             f"{r['task']:<6}{r['mb']:>5.0f}{'yes' if r['correct'] else 'NO':>4}{r['wall']:>8.2f}"
             f"{r['model']:>9.2f}{r['sandbox']:>9.2f}{r['subcalls']:>9.2f}{r['relay']:>7.2f}"
             f"{r['overhead'] * 100:>7.1f}{r['peak_mb']:>9.0f}{r['memory_ratio']:>7.2f}"
-            f"{r['idle_mb']:>9.0f}{r['gateway_peak_mb']:>7.0f}"
+            f"{r['idle_mb']:>9.0f}{r['gateway_peak_mb']:>7.0f}  "
+            + "/".join(f"{r['cpu'][name]:.2f}" for name in SERVICES)
         )
 
 

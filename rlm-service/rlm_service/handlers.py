@@ -28,6 +28,7 @@ async def rlm_config(request: web.Request) -> web.Response:
             "enabled": settings.rlm_enabled and problem is None,
             "problem": problem,
             "max_iterations": settings.rlm_max_iterations,
+            "max_depth": settings.rlm_max_depth,
             "timeout": settings.rlm_timeout,
             "sandbox": settings.rlm_sandbox,
         }
