@@ -411,6 +411,9 @@ class _JobLoop:
         if not self.may_recurse:
             flat = prompt if context is None else f"{prompt}\n\n{_as_text(context)}"
             return (await self._llm_subcalls([flat]))[0]
+        limit = self.limits.max_subcalls
+        if self.record.subcalls + 1 > limit:
+            raise SubcallRefused(f"this job may make at most {limit} sub-calls, sub-RLMs included")
         self.record.subcalls += 1
         self.level.branches += 1
         branch = f"{self.branch}.{self.level.branches}".lstrip(".")
