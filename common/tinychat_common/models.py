@@ -28,6 +28,15 @@ class Message(BaseModel):
     image_type: str | None = Field(default=None, description="The image's MIME type, e.g. image/png.")
 
 
+class Document(BaseModel):
+    """An attached document: with `rlm: true` the job's `context` is the list of them."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(min_length=1, max_length=255, description="The file name, as the user sees it.")
+    text: str = Field(description="The document's text (extracted from a PDF by the browser).")
+
+
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -36,6 +45,13 @@ class ChatRequest(BaseModel):
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     rlm: bool = False
     show_rlm_thinking: bool = True
+    documents: list[Document] | None = Field(
+        default=None,
+        description=(
+            "Only with `rlm: true`: the job's `context` becomes this list of documents, "
+            "each a str with a `.name` (see the README's RLM over documents)."
+        ),
+    )
     rlm_passcode: str | None = Field(
         default=None, description="Deprecated: send the X-RLM-Passcode header instead."
     )

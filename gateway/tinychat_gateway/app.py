@@ -43,7 +43,7 @@ def gateway_version() -> str:
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
-    app = base_app(settings, "gateway", client_max_size=settings.max_request_bytes)
+    app = base_app(settings, "gateway", client_max_size=settings.body_limit)
     install_cors(app, settings.allowed_origins)
     # Before CORS: a preflight from a rebinding page is refused for its Host first.
     install_access_guard(app, settings)

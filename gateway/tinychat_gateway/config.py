@@ -38,6 +38,8 @@ class GatewaySettings(ServiceSettings):
     max_message_length: int = Field(default=262144, gt=0)
     # Vision images travel base64-encoded inside the JSON body, hence the generous default.
     max_request_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    # An RLM request carries its documents (the job's context): up to this size.
+    rlm_max_request_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     trusted_proxies: Annotated[list[Network], NoDecode] = Field(default_factory=list)
     # The address users reach TinyChat at (https://chat.example.com): its host is allowed
@@ -134,6 +136,11 @@ class GatewaySettings(ServiceSettings):
     @property
     def auth_secrets(self) -> list[str]:
         return [part.strip() for part in self.auth_secret.get_secret_value().split(",") if part.strip()]
+
+    @property
+    def body_limit(self) -> int:
+        """The largest body read at all; which limit applies is decided once it is parsed."""
+        return max(self.max_request_bytes, self.rlm_max_request_bytes)
 
     @property
     def passcode_required(self) -> bool:

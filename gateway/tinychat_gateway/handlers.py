@@ -43,13 +43,25 @@ M = TypeVar("M", bound=BaseModel)
 
 async def read_body(request: web.Request, model: type[M], *, optional: bool = False) -> M:
     """Read and validate a JSON body; every problem is a 4xx that says what is wrong."""
+    return (await read_body_and_bytes(request, model, optional=optional))[0]
+
+
+async def read_body_and_bytes(
+    request: web.Request, model: type[M], *, optional: bool = False
+) -> tuple[M, bytes]:
+    """The validated body and the bytes it was read from (an RLM request is passed on as
+    those bytes: a 60 MB body is not encoded a second time)."""
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        limit = request.app[GATEWAY].settings.max_request_bytes
+        limit = request.app[GATEWAY].settings.body_limit
         raise PayloadTooLarge(f"The request body is larger than the {limit}-byte limit.") from None
     if optional and not raw.strip():
-        return model()
+        return model(), raw
+    return await _validate(raw, model), raw
+
+
+async def _validate(raw: bytes, model: type[M]) -> M:
     try:
         if len(raw) > THREAD_PARSE_BYTES:
             return await asyncio.to_thread(model.model_validate_json, raw)
@@ -65,6 +77,23 @@ async def read_body(request: web.Request, model: type[M], *, optional: bool = Fa
 def forwarded_body(chat: ChatRequest) -> bytes:
     """The validated request as the services get it: what the client set, minus the passcode."""
     return chat.model_dump_json(exclude_unset=True, exclude={"rlm_passcode"}).encode()
+
+
+def check_body_size(gateway: Gateway, chat: ChatRequest, service: str, size: int) -> None:
+    """RLM requests may be as large as RLM_MAX_REQUEST_BYTES (documents as the job's
+    context); every other request stays within MAX_REQUEST_BYTES."""
+    settings = gateway.settings
+    if service != "rlm" and size > settings.max_request_bytes:
+        raise PayloadTooLarge(
+            f"The request body is larger than the {settings.max_request_bytes}-byte limit; "
+            "large documents can be attached with RLM on."
+        )
+    if chat.documents is not None and service != "rlm":
+        raise BadRequest(
+            "Attached documents travel as `documents` only with `rlm: true`; without RLM, "
+            "put their text in the message.",
+            code="documents_need_rlm",
+        )
 
 
 def enforce_rate_limit(request: web.Request, gateway: Gateway, kind: str) -> None:
@@ -92,8 +121,9 @@ async def _usage_text() -> AsyncIterator[Content]:
 
 async def chat_stream(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
-    chat = await read_body(request, ChatRequest)
+    chat, raw = await read_body_and_bytes(request, ChatRequest)
     route = choose_route(chat)
+    check_body_size(gateway, chat, route.service, len(raw))
     if route.service == "usage":
         return await serve_events(request, _usage_text())
     if route.service == "image":
@@ -104,8 +134,12 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
     else:
         if route.service == "rlm":
             check_passcode(request, gateway, chat.rlm_passcode)
-        body = forwarded_body(chat)
+        # Validated strictly (no unknown keys), so the client's bytes say exactly what the
+        # model says; re-encoded only to drop a passcode sent in the body.
+        as_sent = route.service == "rlm" and "rlm_passcode" not in chat.model_fields_set
+        body = raw if as_sent else forwarded_body(chat)
     enforce_rate_limit(request, gateway, route.service)
+    del chat  # the parsed documents are not needed while the answer is relayed
     url = gateway.service_url(route.service) + STREAM_PATHS[route.service]
     identity = request.get(IDENTITY)
     user = {USER_HEADER_TO_SERVICES: identity} if identity else None
@@ -142,6 +176,7 @@ async def config(request: web.Request) -> web.Response:
         ),
         max_conversation_history=_typed(chat.get("max_conversation_history"), int),
         max_request_bytes=settings.max_request_bytes,
+        rlm_max_request_bytes=settings.rlm_max_request_bytes,
         chat=ChatConfig(enabled=bool(chat.get("models"))),
         image=ImageConfig(enabled=image.get("enabled") is True, provider=_typed(image.get("provider"), str)),
         rlm=RlmConfig(

@@ -53,6 +53,7 @@ class ConfigResponse(BaseModel):
     max_message_length: int
     max_conversation_history: int | None
     max_request_bytes: int
+    rlm_max_request_bytes: int = Field(description="The largest RLM request (with its documents).")
     chat: ChatConfig
     image: ImageConfig
     rlm: RlmConfig

@@ -21,6 +21,8 @@ VENDOR_PACKAGES = {
     "@highlightjs/cdn-assets": "@highlightjs/cdn-assets",
     "katex": "katex",
     "dompurify": "dompurify",
+    # PDF text extraction for attached documents, loaded only when a PDF is attached.
+    "pdfjs-dist": "pdfjs-dist",
 }
 
 # Never served from web/ as app files.

@@ -33,6 +33,13 @@ class RlmSettings(ServiceSettings, SandboxSettings, RedisSettings):
     rlm_subcall_concurrency: int = Field(default=4, ge=1, le=64)
     rlm_max_subcalls: int = Field(default=200, ge=1)
 
+    # Recursion: levels of RLM (1 = the root only; rlm_query is then a plain llm_query).
+    rlm_max_depth: int = Field(default=1, ge=1, le=4)
+    # Per job, over every level: tokens (prompt + completion) and seconds; 0 = no limit.
+    # Spent, a job answers with a best effort marked as such (RLM_TIMEOUT still ends it hard).
+    rlm_budget_tokens: int = Field(default=0, ge=0)
+    rlm_budget_seconds: float = Field(default=0.0, ge=0)
+
     # What the root model sees of a cell's output, and of the question, per turn.
     rlm_output_chars: int = Field(default=6000, ge=200)
     # The largest request body (the conversation that becomes `context`).

@@ -6,15 +6,16 @@ import logging
 
 from aiohttp import web
 from tinychat_common.errors import Busy
-from tinychat_common.models import ChatRequest, parse_body
 from tinychat_common.streaming import serve_events
 
 from .app import CHAT_LOG, CHAT_SESSION, LIMITER, RLM_METRICS, SANDBOX_STATUS, SANDBOXES, SETTINGS
 from .chat_client import ChatClient
 from .config import RlmSettings
+from .documents import read_chat_request
 from .engine import Engine, EngineLimits, JobRecord, RlmJob, job_from_request
 from .errors import RlmDisabled, SandboxUnavailable
 from .jobs import JobRun, release_quietly
+from .recursion import Recursion
 
 log = logging.getLogger("rlm_service.handlers")
 
@@ -27,6 +28,7 @@ async def rlm_config(request: web.Request) -> web.Response:
             "enabled": settings.rlm_enabled and problem is None,
             "problem": problem,
             "max_iterations": settings.rlm_max_iterations,
+            "max_depth": settings.rlm_max_depth,
             "timeout": settings.rlm_timeout,
             "sandbox": settings.rlm_sandbox,
         }
@@ -43,7 +45,7 @@ async def rlm_stream(request: web.Request) -> web.StreamResponse:
     if problem is not None:
         raise SandboxUnavailable(f"RLM is unavailable: {problem}")
     # Everything that can be wrong with the request is answered as JSON before a token is taken.
-    job = job_from_request(await parse_body(request, ChatRequest))
+    job = job_from_request(await read_chat_request(request, settings.rlm_max_request_bytes))
     limiter = app[LIMITER]
     try:
         token = await limiter.acquire()
@@ -52,13 +54,15 @@ async def rlm_stream(request: web.Request) -> web.StreamResponse:
         raise
     metrics.tokens_in_use.inc()
     try:
+        engine = build_engine(request, job, settings)
         run = JobRun(
-            build_engine(request, job, settings),
+            engine,
             job,
             timeout=settings.rlm_timeout,
             on_finished=lambda job, record, seconds: job_finished(app, job, record, seconds),
         )
         limiter.on_lost(token, run.lose_token)
+        engine.recursion.on_token_lost = run.lose_token
         return await serve_events(request, run.events())
     finally:
         metrics.tokens_in_use.dec()
@@ -81,8 +85,17 @@ def build_engine(request: web.Request, job: RlmJob, settings: RlmSettings) -> En
         max_subcall_chars=settings.rlm_max_subcall_chars,
         subcall_concurrency=settings.rlm_subcall_concurrency,
         max_subcalls=settings.rlm_max_subcalls,
+        max_depth=settings.rlm_max_depth,
+        budget_tokens=settings.rlm_budget_tokens,
+        budget_seconds=settings.rlm_budget_seconds,
     )
-    return Engine(chat=chat, sandboxes=app[SANDBOXES], limits=limits, watch=app[RLM_METRICS])
+    return Engine(
+        chat=chat,
+        sandboxes=app[SANDBOXES],
+        limits=limits,
+        watch=app[RLM_METRICS],
+        recursion=Recursion(max_depth=settings.rlm_max_depth, limiter=app[LIMITER]),
+    )
 
 
 def job_finished(app: web.Application, job: RlmJob, record: JobRecord, seconds: float) -> None:
@@ -97,7 +110,8 @@ def job_finished(app: web.Application, job: RlmJob, record: JobRecord, seconds: 
             "model": job.model,
             "temperature": job.temperature,
             "question": job.question,
-            "context_chars": _context_chars(job.context),
+            "context_chars": job.context_chars,
+            "documents": job.document_names,
             "outcome": record.outcome,
             "iterations": record.iterations,
             "code": record.cells,
@@ -108,7 +122,3 @@ def job_finished(app: web.Application, job: RlmJob, record: JobRecord, seconds: 
         }
     )
     log.info("rlm job %s after %d iteration(s) in %.1fs", record.outcome, record.iterations, seconds)
-
-
-def _context_chars(context: str | list[str]) -> int:
-    return len(context) if isinstance(context, str) else sum(len(item) for item in context)

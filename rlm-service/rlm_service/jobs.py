@@ -66,7 +66,7 @@ class JobRun:
                 yield Error(failure.message, failure.code)
                 yield Done("error", usage)
             else:
-                yield Done("length" if self.record.outcome == "forced" else "stop", usage)
+                yield Done("length" if self.record.outcome in ("forced", "budget") else "stop", usage)
         finally:
             if not self._task.done():
                 self.record.outcome = "cancelled"

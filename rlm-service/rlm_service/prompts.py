@@ -19,7 +19,7 @@ helper sees nothing but the prompt you pass (at most {max_prompt_chars:,} charac
 the instructions and the piece of `context` it needs into the prompt.
 - `llm_query_batched(prompts: list[str]) -> list[str]` asks many prompts at once, in \
 parallel, and returns the answers in the same order. Use it to map over chunks of `context`, \
-then combine the answers (with code, or with one more `llm_query`).
+then combine the answers (with code, or with one more `llm_query`).{recursion}
 - Variables, functions and imports persist from one block to the next. Only the Python \
 standard library is available; there is no network. Use print() to see values; output over \
 {output_chars:,} characters is cut, so print samples, counts and summaries, not whole chunks.
@@ -44,6 +44,12 @@ USER_INSTRUCTIONS = """
 
 The user's conversation settings ask the following of the final answer:
 {instructions}"""
+
+RECURSION = """
+- `rlm_query(prompt: str, context=None) -> str` hands a sub-task to a sub-RLM: a helper \
+with a REPL of its own whose `context` is the `context` you pass (a str or a list of str; \
+the prompt itself when None). It costs more than `llm_query`; use it for a piece that needs \
+code of its own (a long document to search), not for a short question."""
 
 FIRST_MESSAGE = """\
 The question:
@@ -89,9 +95,11 @@ def system_prompt(
     output_chars: int,
     max_iterations: int,
     instructions: str,
+    recursion: bool = False,
 ) -> str:
     text = SYSTEM_PROMPT.format(
         context_kind=context_kind(context),
+        recursion=RECURSION if recursion else "",
         max_prompt_chars=max_prompt_chars,
         output_chars=output_chars,
         max_iterations=max_iterations,
@@ -104,6 +112,12 @@ def system_prompt(
 def context_kind(context: str | list[str]) -> str:
     if isinstance(context, str):
         return "a string (str)."
+    if getattr(context, "names", None) is not None:
+        return (
+            "a list of documents (the user's attached files), in order. Each document is a str "
+            "(its whole text) with the file's name in `.name`: `for doc in context: "
+            "print(doc.name, len(doc))`."
+        )
     return "a list of strings, one per earlier message of the conversation, each starting with its role."
 
 
@@ -127,6 +141,9 @@ def context_summary(context: str | list[str], question_is_context: bool) -> str:
             f"a str of {len(context):,} characters in {lines:,} lines; {origin}. "
             f"Its start:\n```text\n{preview}\n```"
         )
+    names = getattr(context, "names", None)
+    if names is not None:
+        return documents_summary(context, names)
     sizes = ", ".join(f"{len(item):,}" for item in context[:20])
     more = f", … ({len(context) - 20} more)" if len(context) > 20 else ""
     total = sum(len(item) for item in context)
@@ -134,6 +151,18 @@ def context_summary(context: str | list[str], question_is_context: bool) -> str:
         f"a list of {len(context)} strings, {total:,} characters in all: the earlier messages of "
         f"the conversation in order, each prefixed with its role ('user: ', 'assistant: '). "
         f"Their lengths: [{sizes}{more}]."
+    )
+
+
+def documents_summary(context: list[str], names: list[str]) -> str:
+    total = sum(len(item) for item in context)
+    listed = "\n".join(
+        f"- {name!r}: {len(text):,} characters" for name, text in zip(names[:50], context[:50], strict=True)
+    )
+    more = f"\n- … ({len(context) - 50} more)" if len(context) > 50 else ""
+    return (
+        f"a list of {len(context)} documents, {total:,} characters in all "
+        f"(index, name, size):\n{listed}{more}"
     )
 
 

@@ -113,7 +113,14 @@ async def test_rlm_disabled_is_a_readable_503_and_config_says_so(make_stack: Mak
 async def test_config_reports_what_the_gateway_needs(make_stack: MakeStack, backend: str) -> None:
     stack, _llm = await make_stack([], rlm_max_iterations=7, rlm_timeout=45)
     config = await (await stack.client.get("/v1/rlm/config")).json()
-    expected = {"enabled": True, "problem": None, "max_iterations": 7, "timeout": 45.0, "sandbox": backend}
+    expected = {
+        "enabled": True,
+        "problem": None,
+        "max_iterations": 7,
+        "max_depth": 1,
+        "timeout": 45.0,
+        "sandbox": backend,
+    }
     assert config == expected
 
 

@@ -72,7 +72,9 @@ export function createSseParser() {
 export async function* streamChat(body, { signal, passcode } = {}) {
   const headers = { "Content-Type": "application/json", Accept: "text/event-stream" };
   if (passcode) headers["X-RLM-Passcode"] = passcode;
-  const response = await fetch("/api/chat/stream", { method: "POST", headers, body: JSON.stringify(body), signal });
+  // A Blob body (a request with documents) is uploaded from the blob store as it is.
+  const payload = body instanceof Blob ? body : JSON.stringify(body);
+  const response = await fetch("/api/chat/stream", { method: "POST", headers, body: payload, signal });
   if (!response.ok) throw await readError(response);
   const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
   const feed = createSseParser();

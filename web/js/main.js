@@ -2,6 +2,7 @@
 // of the screen together. Keyboard: Ctrl/Cmd+K new chat, Esc stops an answer.
 
 import { fetchConfig } from "./api.js";
+import { DocumentVault, documentIdsOf } from "./documents.js";
 import { ImageVault } from "./images.js";
 import { ChatSession } from "./session.js";
 import { Store, blankConversation } from "./store.js";
@@ -42,6 +43,7 @@ class App {
     this.store.load();
     applyTheme(this.store.settings.theme);
     this.vault = new ImageVault();
+    this.documents = new DocumentVault();
     this.draft = null; // a new chat that becomes a stored conversation on its first message
     this.currentId = null;
 
@@ -53,13 +55,14 @@ class App {
       editAndResend: (id, text) => this.session.editAndResend(this.currentId, id, text),
     });
     this.composer = new Composer({
-      onSend: (text, attachment) => this.send(text, attachment),
+      onSend: (text, attachment, documents) => this.send(text, attachment, documents),
       onStop: () => this.session.stop(),
       onError: (message) => notify(message, "error"),
     });
     this.session = new ChatSession({
       store: this.store,
       vault: this.vault,
+      documents: this.documents,
       settings: this.settings,
       composer: this.composer,
       view: this.view,
@@ -128,17 +131,19 @@ class App {
     this.composer.focus();
   }
 
-  async send(text, attachment) {
+  async send(text, attachment, documents = []) {
     if (this.session.busy) return false;
     if (!this.currentId) {
       const { id, ...rest } = this.draft;
       this.open(this.store.create(rest).id);
     }
-    return this.session.send(this.currentId, text, attachment);
+    return this.session.send(this.currentId, text, attachment, documents);
   }
 
   remove(id) {
     if (this.session.active?.conversationId === id) this.session.stop();
+    const conversation = this.store.get(id);
+    if (conversation) this.documents.remove(documentIdsOf(conversation)).catch(() => {});
     const images = this.store.remove(id);
     this.vault.remove(images).catch(() => {});
     if (id === this.currentId) this.newChat();
@@ -174,7 +179,7 @@ class App {
         return;
       }
       if (format === "json") {
-        downloadFile(exportFileName(conversations, "json"), await exportJson(conversations, this.vault), "application/json");
+        downloadFile(exportFileName(conversations, "json"), await exportJson(conversations, this.vault, this.documents), "application/json");
       } else {
         downloadFile(exportFileName(conversations, "md"), exportMarkdown(conversations), "text/markdown");
       }
@@ -201,6 +206,7 @@ class App {
       );
       if (!ok) return;
       this.session.stop();
+      this.documents.remove(this.store.list().flatMap(documentIdsOf)).catch(() => {});
       this.vault.remove(this.store.clearAll()).catch(() => {});
       this.newChat();
     });
@@ -214,8 +220,9 @@ class App {
       notify(error instanceof ImportError ? error.message : `Could not read the file: ${error.message}`, "error");
       return;
     }
-    for (const { pictures } of parsed) {
+    for (const { pictures, documents = [] } of parsed) {
       for (const picture of pictures) await this.vault.put(picture.id, picture.data).catch((e) => notify(e.message, "error"));
+      for (const document of documents) await this.documents.put(document.id, document.text).catch((e) => notify(e.message, "error"));
     }
     const report = this.store.merge(parsed.map((p) => p.conversation));
     const parts = [`${report.added} added`];

@@ -2,6 +2,7 @@
 // Each stream's events go into the store; the views follow the store.
 
 import { ApiError, streamChat } from "./api.js";
+import { bodyWithDocuments, documentIdsOf, inlineDocuments } from "./documents.js";
 import { newId } from "./images.js";
 
 function base64Of(dataUri) {
@@ -9,9 +10,10 @@ function base64Of(dataUri) {
 }
 
 export class ChatSession {
-  constructor({ store, vault, settings, composer, view, config, notify }) {
+  constructor({ store, vault, documents, settings, composer, view, config, notify }) {
     this.store = store;
     this.vault = vault;
+    this.documents = documents; // DocumentVault: the attached documents' texts
     this.settings = settings;
     this.composer = composer;
     this.view = view;
@@ -33,9 +35,50 @@ export class ChatSession {
     return false;
   }
 
-  async send(conversationId, text, attachment) {
+  // Whether the documents can go with this request: in a normal chat they become part of
+  // the message, so they must fit the model's budget; with RLM they are the job's context.
+  documentsFit(conversation, text, documents) {
+    if (!documents.length) return true;
+    const chars = documents.reduce((sum, d) => sum + d.text.length, 0);
+    if (conversation?.rlm && this.config.rlm?.enabled) {
+      const limit = this.config.rlm_max_request_bytes;
+      const bytes = documents.reduce((sum, d) => sum + new Blob([d.text]).size, 0);
+      if (limit && bytes > limit) {
+        this.notify(`The documents are ${(bytes / 1048576).toFixed(1)} MB; this server takes at most ${(limit / 1048576).toFixed(0)} MB per RLM request.`, "error");
+        return false;
+      }
+      if (!text) {
+        this.notify("Ask a question about the documents: with RLM, your message is the question.", "error");
+        return false;
+      }
+      return true;
+    }
+    const limit = this.config.max_message_length;
+    const total = inlineDocuments(text, documents).length;
+    if (limit && total > limit) {
+      const rlm = this.config.rlm?.enabled ? " Turn on RLM to ask about documents this large: they then become the job's context instead of part of the message." : "";
+      this.notify(`The documents and message are ${chars.toLocaleString()} characters; this model accepts at most ${limit.toLocaleString()} in one message.${rlm}`, "error");
+      return false;
+    }
+    return true;
+  }
+
+  async send(conversationId, text, attachment, documents = []) {
     if (this.busy || this.tooLong(text)) return false;
+    if (!this.documentsFit(this.store.get(conversationId), text, documents)) return false;
     const message = { role: "user", content: text };
+    if (documents.length) {
+      message.attachments = [];
+      for (const document of documents) {
+        const id = newId("d");
+        try {
+          await this.documents.put(id, document.text);
+        } catch (error) {
+          this.notify(error.message, "error");
+        }
+        message.attachments.push({ id, name: document.name, type: document.type, size: document.size, chars: document.text.length });
+      }
+    }
     if (attachment) {
       const id = newId("i");
       message.image = { id, type: attachment.type, name: attachment.name };
@@ -55,8 +98,12 @@ export class ChatSession {
   }
 
   dropFrom(conversationId, messageId) {
+    const conversation = this.store.get(conversationId);
+    const index = conversation.messages.findIndex((m) => m.id === messageId);
+    const documents = index < 0 ? [] : documentIdsOf({ messages: conversation.messages.slice(index) });
     const orphans = this.store.truncateFrom(conversationId, messageId);
     this.vault.remove(orphans).catch(() => {});
+    this.documents.remove(documents).catch(() => {});
   }
 
   regenerate(conversationId, messageId) {
@@ -76,12 +123,14 @@ export class ChatSession {
   }
 
   async requestBody(conversation) {
+    const rlm = Boolean(conversation.rlm && this.config.rlm?.enabled);
     const messages = [];
     if (conversation.systemPrompt?.trim()) messages.push({ role: "system", content: conversation.systemPrompt });
     for (const m of conversation.messages) {
       if (m.role === "assistant" && (m.state === "error" || m.state === "streaming")) continue;
       let content = m.content;
       if (!content && m.generated) content = `[An image was generated for: ${m.generated.prompt}]`;
+      if (m.attachments?.length && !rlm) content = inlineDocuments(content, await this.attachedTexts(m.attachments));
       const entry = { role: m.role, content };
       if (m.image?.id) {
         const dataUri = await this.vault.get(m.image.id);
@@ -97,11 +146,23 @@ export class ChatSession {
       model: this.settings.modelFor(conversation),
       temperature: this.settings.temperatureFor(conversation),
     };
-    if (conversation.rlm && this.config.rlm?.enabled) {
+    if (rlm) {
       body.rlm = true;
       body.show_rlm_thinking = this.store.settings.showRlmThinking;
+      const attachments = conversation.messages.flatMap((m) => m.attachments || []);
+      if (attachments.length) return bodyWithDocuments(body, attachments, this.documents);
     }
     return body;
+  }
+
+  async attachedTexts(attachments) {
+    const texts = [];
+    for (const a of attachments) {
+      const text = await this.documents.getText(a.id);
+      if (text === null) throw new Error(`The text of “${a.name}” is no longer stored in this browser.`);
+      texts.push({ name: a.name, text });
+    }
+    return texts;
   }
 
   async run(conversationId) {
@@ -115,7 +176,7 @@ export class ChatSession {
     let final = { state: "done" };
     try {
       const body = await this.requestBody(conversation);
-      const passcode = body.rlm ? this.settings.passcode() : "";
+      const passcode = conversation.rlm && this.config.rlm?.enabled ? this.settings.passcode() : "";
       const seen = { error: null };
       for await (const event of streamChat(body, { signal: controller.signal, passcode })) {
         final = (await this.apply(event, conversationId, answer, update, seen)) || final;
@@ -182,6 +243,8 @@ export class ChatSession {
       }
       return { state: "error", error: { message: error.message, code: error.code } };
     }
+    // fetch fails with a TypeError; anything else (a document gone from storage) says what.
+    if (!(error instanceof TypeError) && error?.message) return { state: "error", error: { message: error.message, code: "documents" } };
     return { state: "error", error: { message: "Could not reach the server. Check your connection and retry.", code: "network" } };
   }
 }

@@ -329,6 +329,8 @@ export function mergeRlmStep(steps, step) {
     target.done = true;
     if (step.ms !== undefined) target.ms = step.ms;
     if (step.finish_reason !== undefined) target.finish_reason = step.finish_reason;
+    if (step.usage !== undefined) target.usage = step.usage;
+    if (step.t !== undefined) target.t = step.t;
   }
   return steps;
 }

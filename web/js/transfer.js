@@ -1,13 +1,15 @@
-// Export and import. JSON exports carry the pictures inline (data URIs), so a file restores
-// everything on another browser; Markdown exports are for reading.
+// Export and import. JSON exports carry the pictures inline (data URIs) and the attached
+// documents' texts, so a file restores everything on another browser; Markdown exports are
+// for reading.
 
 import { newId } from "./images.js";
 
 export const FORMAT = "tinychat-conversations";
 const ROLES = new Set(["user", "assistant", "system"]);
 const MAX_IMPORT_CONVERSATIONS = 10000;
+const MAX_DOCUMENT_CHARS = 256 * 1024 * 1024;
 
-export async function exportJson(conversations, vault) {
+export async function exportJson(conversations, vault, documents = null) {
   const out = [];
   for (const conversation of conversations) {
     const messages = [];
@@ -16,6 +18,10 @@ export async function exportJson(conversations, vault) {
       delete copy.status;
       if (message.image?.id) copy.image = { ...message.image, data: await vault.get(message.image.id) };
       if (message.generated?.id) copy.generated = { ...message.generated, data: await vault.get(message.generated.id) };
+      if (message.attachments?.length && documents) {
+        copy.attachments = [];
+        for (const a of message.attachments) copy.attachments.push({ ...a, text: await documents.getText(a.id) });
+      }
       messages.push(copy);
     }
     out.push({ ...conversation, messages });
@@ -32,6 +38,7 @@ export function exportMarkdown(conversations) {
     for (const m of c.messages) {
       parts.push(`## ${m.role === "user" ? "You" : m.role === "assistant" ? "Assistant" : "System"}\n`);
       if (m.image) parts.push(`_[image attached: ${m.image.name || "image"}]_\n`);
+      for (const a of m.attachments || []) parts.push(`_[document attached: ${a.name}]_\n`);
       if (m.generated) parts.push(`_[generated image: ${m.generated.prompt || ""}]_\n`);
       if (m.content) parts.push(`${m.content}\n`);
     }
@@ -88,7 +95,23 @@ function validMessage(raw, where) {
         ? { id, type: text(picture.type, "type", 64) || "image/jpeg", name: text(picture.name, "name", 200) }
         : { id, prompt: text(picture.prompt, "prompt", 10000), name: text(picture.name, "name", 200) };
   }
-  return { message, pictures };
+  const documents = [];
+  if (Array.isArray(raw.attachments)) {
+    message.attachments = raw.attachments.map((a, i) => {
+      if (!a || typeof a !== "object" || typeof a.text !== "string") throw new ImportError(`${where}, document ${i + 1} has no text`);
+      const id = newId("d");
+      const body = a.text.slice(0, MAX_DOCUMENT_CHARS);
+      documents.push({ id, text: body });
+      return {
+        id,
+        name: text(a.name, "name", 255) || `document-${i + 1}.txt`,
+        type: text(a.type, "type", 100) || "text/plain",
+        size: Number.isFinite(a.size) && a.size >= 0 ? a.size : body.length,
+        chars: body.length,
+      };
+    });
+  }
+  return { message, pictures, documents };
 }
 
 function validConversation(raw, index) {
@@ -96,9 +119,11 @@ function validConversation(raw, index) {
   if (!raw || typeof raw !== "object") throw new ImportError(`${where} is not an object`);
   if (!Array.isArray(raw.messages)) throw new ImportError(`${where} has no messages list`);
   const pictures = [];
+  const documents = [];
   const messages = raw.messages.map((m, i) => {
     const valid = validMessage(m, `${where}, message ${i + 1}`);
     pictures.push(...valid.pictures);
+    documents.push(...valid.documents);
     return valid.message;
   });
   const now = Date.now();
@@ -115,7 +140,7 @@ function validConversation(raw, index) {
     rlm: raw.rlm === true,
     messages,
   };
-  return { conversation, pictures };
+  return { conversation, pictures, documents };
 }
 
 // Reads an export (or a bare list or single conversation). Every conversation is checked

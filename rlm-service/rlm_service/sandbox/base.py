@@ -12,8 +12,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
 
-# Answers a batch of prompts, in order. `llm_query(p)` is a batch of one.
-LlmQuery = Callable[[list[str]], Awaitable[list[str]]]
+# Answers a batch of prompts, in order. `llm_query(p)` is a batch of one; `rlm_query(p)` is a
+# batch of one with the keyword `rlm={"context": …, "names": …}` (a sub-RLM).
+LlmQuery = Callable[..., Awaitable[list[str]]]
 
 # Where a factory tells the person waiting what holds their job up ("all runners are busy");
 # each RLM job's task sets it (jobs.py) to emit the job's status events. A context variable,

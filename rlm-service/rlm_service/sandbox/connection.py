@@ -90,18 +90,20 @@ class RunnerSandbox(Sandbox):
         except SandboxError:
             await self.kill()
             raise
-        init = {
+        init: dict[str, Any] = {
             "type": "init",
-            "context": context,
             "output_limit": output_limit,
             "max_line_bytes": MAX_LINE_BYTES,
             "limits": limits,
             # The runner installs it on itself before any cell runs, under every backend.
             "seccomp": syscall_filter,
         }
+        names = getattr(context, "names", None)  # documents (rlm_service.documents.Documents)
+        if names is not None:
+            init["names"] = names
         try:
             async with asyncio.timeout(START_TIMEOUT):
-                await self._send(init)
+                await self._send_init(init, context)
                 reply = await self._receive()
         except BaseException as exc:
             reason = await self._exit_reason()
@@ -170,8 +172,9 @@ class RunnerSandbox(Sandbox):
         prompts = message.get("prompts")
         if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
             raise SandboxError("the sandbox broke the protocol (llm_query without prompts)")
+        rlm = message.get("rlm")
         try:
-            answers = await llm_query(prompts)
+            answers = await (llm_query(prompts) if rlm is None else llm_query(prompts, rlm=rlm))
         except TinyChatError as exc:
             # The cell sees a RuntimeError it can handle; the job goes on.
             return {"error": exc.message}
@@ -188,6 +191,29 @@ class RunnerSandbox(Sandbox):
         data = json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
         try:
             self._writer.write(data)
+            await self._writer.drain()
+        except (ConnectionError, RuntimeError, OSError) as exc:
+            raise SandboxError("the sandbox closed its input") from exc
+
+    async def _send_init(self, init: dict[str, Any], context: str | list[str]) -> None:
+        """The init line, then (for a list of texts) the texts as raw UTF-8 in pieces: a
+        60 MB context is never a second 60 MB string in this process, and the runner
+        decodes it instead of parsing it as JSON."""
+        try:
+            if isinstance(context, str) and len(context) < RAW_CONTEXT_CHARS:
+                self._writer.write(
+                    json.dumps({**init, "context": context}, ensure_ascii=False).encode() + b"\n"
+                )
+            else:
+                texts = [context] if isinstance(context, str) else context
+                sizes = [_utf8_size(text) for text in texts]
+                raw = sizes[0] if isinstance(context, str) else sizes
+                line = json.dumps({**init, "context_bytes": raw}, ensure_ascii=False).encode() + b"\n"
+                self._writer.write(line)
+                for text in texts:
+                    for start in range(0, len(text), INIT_PIECE_CHARS):
+                        self._writer.write(_utf8(text[start : start + INIT_PIECE_CHARS]))
+                        await self._writer.drain()
             await self._writer.drain()
         except (ConnectionError, RuntimeError, OSError) as exc:
             raise SandboxError("the sandbox closed its input") from exc
@@ -219,6 +245,20 @@ def _job_filter_hex() -> str:
         return seccomp.job_filter().hex()
     except OSError as exc:
         raise SandboxError(f"no syscall filter for this machine: {exc.strerror}") from None
+
+
+INIT_PIECE_CHARS = 1 << 20
+RAW_CONTEXT_CHARS = 1 << 16  # a str context shorter than this goes inside the init line
+
+
+def _utf8(text: str) -> bytes:
+    return text.encode("utf-8", "replace")
+
+
+def _utf8_size(text: str) -> int:
+    if text.isascii():
+        return len(text)
+    return sum(len(_utf8(text[i : i + INIT_PIECE_CHARS])) for i in range(0, len(text), INIT_PIECE_CHARS))
 
 
 def _cut(text: str, limit: int) -> str:

@@ -5,10 +5,15 @@ Standard library only: this file is copied into the sandbox image and run as
 
 Protocol (one JSON object per line; the host speaks first):
 
-    host → runner   {"type": "init", "context": str | [str], "output_limit": 20000, "limits": {…}}
+    host → runner   {"type": "init", "context": str | [str], "output_limit": 20000, "limits": {…},
+                     "names": [str]}                     (names: optional, one per document)
+                    or, for a large context, "context_bytes": n | [n, …] instead of "context":
+                    the text(s) follow the line as raw UTF-8, n bytes each, in order
     runner → host   {"type": "ready"}
     host → runner   {"type": "exec", "id": 1, "code": "…"}
     runner → host   {"type": "llm_query", "id": 7, "prompts": ["…"]}        (zero or more, in a cell)
+                    {…, "rlm": {"context": null | str | [str], "names": [str] | null}}
+                                                            (rlm_query: one prompt, a sub-RLM)
     host → runner   {"type": "llm_reply", "id": 7, "answers": ["…"]}        or {"…", "error": "…"}
     runner → host   {"type": "result", "id": 1, "stdout", "stderr", "final", "variables",
                      "error", "truncated_chars"}
@@ -37,9 +42,10 @@ import traceback
 DEFAULT_OUTPUT_LIMIT = 20_000
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
 MAX_VARIABLES_LISTED = 200
+BATCH_MESSAGE_CHARS = 4_000_000  # of prompts in one llm_query message
 # This file's name as its code objects know it (a path, or "<string>" when run with -c).
 RUNNER_FILE = (lambda: None).__code__.co_filename
-HELPER_NAMES = frozenset({"llm_query", "llm_query_batched", "FINAL", "FINAL_VAR"})
+HELPER_NAMES = frozenset({"llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR"})
 
 _LIMITS = {
     "address_space": resource.RLIMIT_AS,
@@ -117,6 +123,37 @@ class CappedText(io.TextIOBase):
         return f"{head}\n[… {self.cut:,} characters cut …]\n{self.tail}"
 
 
+class Document(str):
+    """One attached document: its text, as a str, with the file's name in `.name`."""
+
+    name: str
+
+    def __new__(cls, text: str | bytes, name: str) -> Document:
+        # From bytes, decoded straight into the Document: no second copy of a large text.
+        if isinstance(text, bytes):
+            document = super().__new__(cls, text, "utf-8", "replace")
+        else:
+            document = super().__new__(cls, text)
+        document.name = name
+        return document
+
+    def __repr__(self) -> str:
+        return f"<Document {self.name!r}: {len(self):,} characters>"
+
+
+def as_documents(context: list, names: object) -> list:
+    if (
+        not isinstance(names, list)
+        or len(names) != len(context)
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise ValueError("names must be a list of strings, one per document")
+    # Each text is replaced by its Document as we go, so two copies of one text at most.
+    for index, name in enumerate(names):
+        context[index] = Document(context[index], name)
+    return context
+
+
 class Runner:
     def __init__(self, channel: ProtocolChannel) -> None:
         self.channel = channel
@@ -139,12 +176,24 @@ class Runner:
             install_syscall_filter(bytes.fromhex(init["seccomp"]))
         self.output_limit = int(init.get("output_limit") or DEFAULT_OUTPUT_LIMIT)
         self.max_line_bytes = int(init.get("max_line_bytes") or DEFAULT_MAX_LINE_BYTES)
-        context = init.get("context", "")
+        names = init.get("names")
+        context = (
+            self.raw_context(init["context_bytes"], names)
+            if "context_bytes" in init
+            else init.get("context", "")
+        )
         if not (
             isinstance(context, str)
             or (isinstance(context, list) and all(isinstance(c, str) for c in context))
         ):
             raise ValueError("context must be a string or a list of strings")
+        if (
+            names is not None
+            and isinstance(context, list)
+            and not all(isinstance(c, Document) for c in context)
+        ):
+            context = as_documents(context, names)
+        del init
         # One dict for globals and locals: functions defined in a cell see names assigned later.
         self.namespace = {
             "__name__": "__main__",
@@ -153,10 +202,31 @@ class Runner:
             "answer": {"content": "", "ready": False},
             "llm_query": plain_function(self.llm_query),
             "llm_query_batched": plain_function(self.llm_query_batched),
+            "rlm_query": plain_function(self.rlm_query),
             "FINAL": plain_function(self.set_final),
             "FINAL_VAR": plain_function(self.set_final_from_variable),
         }
         self.channel.send({"type": "ready"})
+
+    def raw_context(self, sizes: object, names: object) -> str | list[str]:
+        """Texts sent as raw bytes after the init line: decoding is a fraction of parsing a
+        JSON string of tens of MB. With names, each becomes its Document directly. One size
+        (not a list) is a str context."""
+        if isinstance(sizes, int) and not isinstance(sizes, bool):
+            return self.raw_context([sizes], None)[0]
+        if not isinstance(sizes, list) or not all(isinstance(n, int) and n >= 0 for n in sizes):
+            raise ValueError("context_bytes must be a list of sizes")
+        named = (
+            isinstance(names, list) and len(names) == len(sizes) and all(isinstance(n, str) for n in names)
+        )
+        texts: list[str] = []
+        for index, size in enumerate(sizes):
+            data = self.channel.reader.read(size)
+            if len(data) != size:
+                raise HostGone
+            texts.append(Document(data, names[index]) if named else data.decode("utf-8", "replace"))
+            del data
+        return texts
 
     # -- what a cell can call ---------------------------------------------------------------
 
@@ -173,7 +243,25 @@ class Runner:
             raise TypeError("llm_query_batched(prompts) needs a list of str")
         if not prompts:
             return []
-        return self._ask(prompts)
+        answers: list[str] = []
+        for group in batch_groups(prompts):
+            answers += self._ask(group)
+        return answers
+
+    def rlm_query(self, prompt: str, context: object = None) -> str:
+        """Ask a sub-RLM (its own REPL, `context` its context, or the prompt when None)."""
+        if not isinstance(prompt, str):
+            raise TypeError(f"rlm_query(prompt) needs a str, got {type(prompt).__name__}")
+        names = None
+        if isinstance(context, list | tuple):
+            context = list(context)
+            if not all(isinstance(c, str) for c in context):
+                raise TypeError("rlm_query(context=...) needs a str or a list of str")
+            if all(isinstance(c, Document) for c in context):
+                names = [c.name for c in context]
+        elif context is not None and not isinstance(context, str):
+            raise TypeError("rlm_query(context=...) needs a str or a list of str")
+        return self._ask([prompt], rlm={"context": context, "names": names})[0]
 
     def set_final(self, value: object) -> None:
         """Set the job's final answer."""
@@ -186,7 +274,7 @@ class Runner:
             raise NameError(f"FINAL_VAR: no variable named {name!r}")
         self.set_final(self.namespace[name])
 
-    def _ask(self, prompts: list[str]) -> list[str]:
+    def _ask(self, prompts: list[str], **extra: object) -> list[str]:
         if os.getpid() != self.owner_pid:
             raise RuntimeError("llm_query is not available in a child process")
         line = json.dumps({"type": "llm_query", "id": self.next_query_id + 1, "prompts": prompts})
@@ -197,7 +285,7 @@ class Runner:
             )
         self.next_query_id += 1
         query_id = self.next_query_id
-        self.channel.send({"type": "llm_query", "id": query_id, "prompts": prompts})
+        self.channel.send({"type": "llm_query", "id": query_id, "prompts": prompts, **extra})
         reply = self.channel.receive()
         if reply.get("type") != "llm_reply" or reply.get("id") != query_id:
             raise HostGone  # the host broke the protocol; nothing sane can follow
@@ -284,6 +372,20 @@ def plain_function(method):
     helper.__name__ = helper.__qualname__ = method.__name__
     helper.__doc__ = method.__doc__
     return helper
+
+
+def batch_groups(prompts: list[str], max_chars: int = BATCH_MESSAGE_CHARS) -> list[list[str]]:
+    """A batch cut into messages of about `max_chars` each (at least one prompt each): a fan
+    out over a 60 MB context is not one 60 MB line for the host to hold at once."""
+    groups: list[list[str]] = [[]]
+    size = 0
+    for prompt in prompts:
+        if groups[-1] and size + len(prompt) > max_chars:
+            groups.append([])
+            size = 0
+        groups[-1].append(prompt)
+        size += len(prompt)
+    return groups
 
 
 def format_cell_error(exc: BaseException) -> str:

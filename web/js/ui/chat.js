@@ -3,8 +3,10 @@
 
 import { copyText } from "../render/code.js";
 import { renderMarkdownInto, renderPlainInto, warmUpRenderer } from "../render/markdown.js";
+import { renderTimeline } from "../render/timeline.js";
 import { byId, el, iconButton } from "./dom.js";
 import { imageFigure, progressFrom } from "./images.js";
+import { renderAttachmentChips } from "./attachments.js";
 import { renderTrace, traceSignature } from "./rlm.js";
 
 const NEAR_BOTTOM_PX = 80;
@@ -160,9 +162,11 @@ export class ChatView {
     const { main, bubble, extras, content, footer } = partsOf(item);
     if (message.role === "user") {
       this.ensureUploadedImage(extras, message);
+      renderAttachmentChips(extras, message);
       renderPlainInto(content, message.content);
     } else {
       renderTrace(extras, message.rlm, showThinking);
+      renderTimeline(extras, message);
       this.ensureGeneratedImage(extras, message);
       if (markdown) renderMarkdownInto(content, message.content);
       else renderPlainInto(content, message.content);

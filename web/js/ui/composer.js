@@ -1,7 +1,11 @@
 // The message box: Enter sends, Shift+Enter adds a line, and a key pressed while an input
 // method is composing (Japanese, Chinese, …) never sends. Images attach by button, paste or
 // drag-and-drop; big ones are downscaled here, before they cost upload time and tokens.
+// Other files (text, code, CSV, JSON, HTML, PDF; several at once) are documents: see
+// ui/attachments.js.
 
+import { isImage } from "../documents.js";
+import { DocumentTray } from "./attachments.js";
 import { byId } from "./dom.js";
 
 export const MAX_IMAGE_SIDE = 1568;
@@ -69,6 +73,7 @@ export class Composer {
     this.stopButton = byId("stop");
     this.fileInput = byId("attach-file");
     this.attachment = null;
+    this.documents = new DocumentTray(this.form, this.fileInput, onError);
     this.busy = false;
 
     this.form.addEventListener("submit", (event) => {
@@ -81,8 +86,7 @@ export class Composer {
     this.stopButton.addEventListener("click", () => this.onStop());
     byId("attach").addEventListener("click", () => this.fileInput.click());
     this.fileInput.addEventListener("change", () => {
-      const [file] = this.fileInput.files;
-      if (file) this.attach(file);
+      this.takeFiles([...this.fileInput.files]);
       this.fileInput.value = "";
     });
     byId("attachment-remove").addEventListener("click", () => this.clearAttachment());
@@ -106,12 +110,30 @@ export class Composer {
   submit() {
     if (this.busy) return;
     const text = this.input.value.trim();
-    if (!text && !this.attachment) return;
-    const accepted = this.onSend(text, this.attachment);
-    if (accepted === false) return;
-    this.input.value = "";
-    this.clearAttachment();
-    this.autosize();
+    if (!text && !this.attachment && !this.documents.count) return;
+    if (this.documents.busy) {
+      this.onError("The attached documents are still being read; send again in a moment.");
+      return;
+    }
+    const documents = this.documents.take();
+    Promise.resolve(this.onSend(text, this.attachment, documents)).then((accepted) => {
+      if (accepted === false) {
+        this.documents.documents.unshift(...documents);
+        this.documents.render();
+        return;
+      }
+      this.input.value = "";
+      this.clearAttachment();
+      this.autosize();
+    });
+  }
+
+  // Images go to the picture slot (the first one); every other file is a document.
+  takeFiles(files) {
+    const image = files.find(isImage);
+    if (image) this.attach(image);
+    const documents = files.filter((f) => f !== image);
+    if (documents.length) this.documents.add(documents);
   }
 
   setBusy(busy) {
@@ -131,10 +153,10 @@ export class Composer {
   }
 
   onPaste(event) {
-    const file = [...(event.clipboardData?.files || [])].find((f) => f.type.startsWith("image/"));
-    if (!file) return;
+    const files = [...(event.clipboardData?.files || [])];
+    if (!files.length) return;
     event.preventDefault();
-    this.attach(file);
+    this.takeFiles(files);
   }
 
   installDropZone() {
@@ -159,9 +181,7 @@ export class Composer {
       event.preventDefault();
       depth = 0;
       hint.hidden = true;
-      const file = [...event.dataTransfer.files].find((f) => f.type.startsWith("image/"));
-      if (file) this.attach(file);
-      else this.onError("Only images can be attached.");
+      this.takeFiles([...event.dataTransfer.files]);
     });
   }
 

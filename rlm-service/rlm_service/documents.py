@@ -1,0 +1,74 @@
+"""An RLM job's context as documents, and reading a large request without extra copies.
+
+With attached documents, `context` in the sandbox is a list whose items are `str`s with a
+`.name` (the runner's `Document`), so code can do `for doc in context: doc.name, len(doc)`.
+Here that list is a `Documents`: a plain `list[str]` (every backend sends it as it sends a
+list of strings) that also carries the names, which the runner receives in `init.names`.
+
+A request body of tens of MB is read into one buffer, parsed, and the buffer dropped
+before the job starts: `request.read()` would keep a second copy of the bytes for as long
+as the request lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from pydantic import ValidationError
+from tinychat_common.errors import BadRequest, PayloadTooLarge
+from tinychat_common.models import ChatRequest, readable_validation_error
+
+READ_CHUNK = 1 << 20
+CONVERSATION_NAME = "conversation"
+
+
+class Documents(list[str]):
+    """Texts of the job's documents, in order, with their names alongside."""
+
+    def __init__(self, texts: list[str], names: list[str]) -> None:
+        super().__init__(texts)
+        if len(names) != len(texts):
+            raise ValueError("one name per document")
+        self.names = names
+
+
+def context_chars(context: str | list[str]) -> int:
+    return len(context) if isinstance(context, str) else sum(len(item) for item in context)
+
+
+async def read_chat_request(request: web.Request, limit: int) -> ChatRequest:
+    """The body as a ChatRequest, read in chunks; a clear 4xx for anything wrong."""
+    buffer = await _read_all(request, limit)
+    try:
+        # Parsed straight from the bytes (no intermediate str of the whole body), in a
+        # thread: tens of MB must not hold up the other jobs' streams.
+        return await asyncio.to_thread(ChatRequest.model_validate_json, buffer)
+    except ValidationError as exc:
+        if any(err["type"] == "json_invalid" for err in exc.errors()):
+            raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
+        if any(err["type"] == "model_type" and not err["loc"] for err in exc.errors()):
+            raise BadRequest("The body must be a JSON object.", code="invalid_request") from None
+        raise BadRequest(readable_validation_error(exc), code="invalid_request") from None
+
+
+async def _read_all(request: web.Request, limit: int) -> bytes:
+    """The body as one bytes object, joined once from its chunks: pydantic parses bytes in
+    place (from a bytearray it would first make a copy), and a growing buffer of tens of
+    MB would be copied each time it moves."""
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await request.content.read(READ_CHUNK):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+    body = b"".join(chunks)
+    del chunks[:]
+    return body
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"The request is larger than the {limit}-byte limit (RLM_MAX_REQUEST_BYTES).")
