@@ -29,7 +29,14 @@ from .metrics import METRICS, ServiceMetrics, metrics_middleware
 from .probes import LIFECYCLE, Lifecycle, add_probe_routes, is_draining
 from .security import install_security_headers
 from .settings import ServiceSettings
-from .slow_clients import BODY_LIMIT, BODY_TIMEOUT, ConnectionLimits, LimitedAppRunner, read_body_in_time
+from .slow_clients import (
+    BODY_LIMIT,
+    BODY_LIMIT_SETTING,
+    BODY_TIMEOUT,
+    ConnectionLimits,
+    LimitedAppRunner,
+    read_body_in_time,
+)
 from .streaming import KEEPALIVE_SECONDS, OPEN_STREAMS
 
 log = logging.getLogger("tinychat.service")
@@ -50,12 +57,19 @@ async def refuse_while_draining(request: web.Request, handler: Any) -> web.Strea
 INTERNAL_SERVICES = frozenset({"chat-service", "image-service", "rlm-service"})
 
 
-def base_app(settings: ServiceSettings, service: str, *, client_max_size: int = 1024**2) -> web.Application:
+def base_app(
+    settings: ServiceSettings,
+    service: str,
+    *,
+    client_max_size: int = 1024**2,
+    client_max_size_setting: str = "",
+) -> web.Application:
     app = web.Application(
         client_max_size=client_max_size,
         middlewares=[refuse_while_draining, metrics_middleware, error_middleware, read_body_in_time],
     )
     app[BODY_LIMIT] = client_max_size
+    app[BODY_LIMIT_SETTING] = client_max_size_setting
     app[BODY_TIMEOUT] = settings.request_body_timeout
     if service in INTERNAL_SERVICES:
         install_internal_auth(app, settings.bearer_token)

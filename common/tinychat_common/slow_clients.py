@@ -27,6 +27,8 @@ from .errors import PayloadTooLarge, TinyChatError
 log = logging.getLogger("tinychat.slow_clients")
 
 BODY_LIMIT = web.AppKey("tinychat_body_limit", int)
+# The setting that raises BODY_LIMIT, named in the 413 so the person knows what to change.
+BODY_LIMIT_SETTING = web.AppKey("tinychat_body_limit_setting", str)
 BODY_TIMEOUT = web.AppKey("tinychat_body_timeout", float)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -178,8 +180,10 @@ async def read_body_in_time(request: web.Request, handler: Any) -> web.StreamRes
             return RequestTimeout(f"The request body took over {timeout:g} s to arrive.").to_response()
         except web.HTTPRequestEntityTooLarge:
             limit = request.app.get(BODY_LIMIT, 0)
+            setting = request.app.get(BODY_LIMIT_SETTING, "")
+            named = f" ({setting})" if setting else ""
             response = PayloadTooLarge(
-                f"The request body is larger than the {limit}-byte limit."
+                f"The request body is larger than the {limit}-byte limit{named}."
             ).to_response()
             response.force_close()
             return response

@@ -63,7 +63,12 @@ SANDBOX_STATUS = web.AppKey("rlm_sandbox_status", SandboxStatus)
 
 def create_app(settings: RlmSettings, *, sandboxes: SandboxFactory | None = None) -> web.Application:
     """`sandboxes` replaces the factory RLM_SANDBOX names (tests wrap the real one to watch it)."""
-    app = base_app(settings, "rlm-service", client_max_size=settings.rlm_max_request_bytes)
+    app = base_app(
+        settings,
+        "rlm-service",
+        client_max_size=settings.rlm_max_request_bytes,
+        client_max_size_setting="RLM_MAX_REQUEST_BYTES",
+    )
     app[SETTINGS] = settings
     app[RLM_METRICS] = RlmMetrics(app[METRICS])
     app.cleanup_ctx.append(client_session_context(CHAT_SESSION, internal_token=settings.bearer_token))

@@ -296,8 +296,8 @@ class _JobLoop:
         self.budget.check()
         await self._force_answer()
 
-    def emit(self, event: Event) -> None:
-        self.level.emit(event)
+    def emit(self, event: Event) -> Awaitable[None] | None:
+        return self.level.emit(event)
 
     def _spend(self, usage: dict[str, Any] | None) -> dict[str, int]:
         """Count one model call at this level and in the job's total."""
