@@ -40,6 +40,7 @@ class App {
     this.config = config;
     this.store = new Store();
     this.store.load();
+    this.store.watch();
     applyTheme(this.store.settings.theme);
     this.vault = new ImageVault();
     this.draft = null; // a new chat that becomes a stored conversation on its first message
@@ -51,18 +52,17 @@ class App {
       regenerate: (id) => this.session.regenerate(this.currentId, id),
       retry: (id) => this.session.regenerate(this.currentId, id),
       editAndResend: (id, text) => this.session.editAndResend(this.currentId, id, text),
+      switchBranch: (id) => this.store.switchBranch(this.currentId, id),
     });
     this.composer = new Composer({
       onSend: (text, attachment) => this.send(text, attachment),
-      onStop: () => this.session.stop(),
+      onStop: () => this.session.stop(this.currentId),
       onError: (message) => notify(message, "error"),
     });
     this.session = new ChatSession({
       store: this.store,
       vault: this.vault,
       settings: this.settings,
-      composer: this.composer,
-      view: this.view,
       config,
       notify,
     });
@@ -71,9 +71,20 @@ class App {
       onNew: () => this.newChat(),
       onDelete: (id) => this.remove(id),
     });
+    // Only the conversation in view drives the composer's Send/Stop and the view's actions;
+    // the sidebar marks every conversation that is answering.
+    this.session.addEventListener("activity", (e) => {
+      this.sidebar.setAnswering(this.session.answering);
+      if (e.detail.conversationId === this.currentId) this.showBusy();
+    });
 
     this.store.addEventListener("storage-error", (e) => notify(e.detail.message, "error"));
-    this.store.addEventListener("conversation", (e) => e.detail.id === this.currentId && this.showTitle());
+    this.store.addEventListener("conversation", (e) => {
+      if (e.detail.id !== this.currentId) return;
+      // Deleted in another tab: nothing left to show here.
+      if (e.detail.removed) this.newChat();
+      else this.showTitle();
+    });
     this.wireExports();
     this.wireKeys();
     this.wireSuggestions();
@@ -97,6 +108,12 @@ class App {
     else Object.assign(this.draft, patch);
   }
 
+  showBusy() {
+    const busy = Boolean(this.currentId) && this.session.isBusy(this.currentId);
+    this.composer.setBusy(busy);
+    this.view.setBusy(busy);
+  }
+
   showTitle() {
     const title = this.current?.title || "New chat";
     byId("chat-title").textContent = title;
@@ -114,6 +131,7 @@ class App {
     this.sidebar.setActive(id);
     this.settings.show(this.current);
     this.view.show(id);
+    this.showBusy();
     this.showTitle();
     this.composer.focus();
   }
@@ -124,12 +142,13 @@ class App {
     this.sidebar.setActive(null);
     this.settings.show(this.draft);
     this.view.show(null);
+    this.showBusy();
     this.showTitle();
     this.composer.focus();
   }
 
   async send(text, attachment) {
-    if (this.session.busy) return false;
+    if (this.currentId && this.session.isBusy(this.currentId)) return false;
     if (!this.currentId) {
       const { id, ...rest } = this.draft;
       this.open(this.store.create(rest).id);
@@ -138,7 +157,7 @@ class App {
   }
 
   remove(id) {
-    if (this.session.active?.conversationId === id) this.session.stop();
+    this.session.stop(id);
     const images = this.store.remove(id);
     this.vault.remove(images).catch(() => {});
     if (id === this.currentId) this.newChat();
@@ -176,7 +195,7 @@ class App {
       if (format === "json") {
         downloadFile(exportFileName(conversations, "json"), await exportJson(conversations, this.vault), "application/json");
       } else {
-        downloadFile(exportFileName(conversations, "md"), exportMarkdown(conversations), "text/markdown");
+        downloadFile(exportFileName(conversations, "md"), exportMarkdown(conversations, (c) => this.settings.modelFor(c)), "text/markdown");
       }
     };
     byId("export-one-json").addEventListener("click", () => exportAs(one(), "json"));
@@ -200,7 +219,7 @@ class App {
         "Delete all",
       );
       if (!ok) return;
-      this.session.stop();
+      this.session.stopAll();
       this.vault.remove(this.store.clearAll()).catch(() => {});
       this.newChat();
     });
@@ -231,9 +250,9 @@ class App {
       if ((event.ctrlKey || event.metaKey) && !event.altKey && event.key.toLowerCase() === "k") {
         event.preventDefault();
         this.newChat();
-      } else if (event.key === "Escape" && this.session.busy && !document.querySelector("dialog[open]")) {
+      } else if (event.key === "Escape" && this.currentId && this.session.isBusy(this.currentId) && !document.querySelector("dialog[open]")) {
         event.preventDefault();
-        this.session.stop();
+        this.session.stop(this.currentId);
       }
     });
   }

@@ -1,6 +1,8 @@
-// Export and import. JSON exports carry the pictures inline (data URIs), so a file restores
-// everything on another browser; Markdown exports are for reading.
+// Export and import. JSON exports carry every branch and the pictures inline (data URIs), so a
+// file restores everything on another browser; Markdown exports are for reading: the path on
+// screen only.
 
+import { migrate } from "./branches.js";
 import { newId } from "./images.js";
 
 export const FORMAT = "tinychat-conversations";
@@ -9,25 +11,30 @@ const MAX_IMPORT_CONVERSATIONS = 10000;
 
 export async function exportJson(conversations, vault) {
   const out = [];
+  const embed = async (message) => {
+    const copy = { ...message };
+    delete copy.status;
+    if (message.image?.id) copy.image = { ...message.image, data: await vault.get(message.image.id) };
+    if (message.generated?.id) copy.generated = { ...message.generated, data: await vault.get(message.generated.id) };
+    return copy;
+  };
   for (const conversation of conversations) {
     const messages = [];
-    for (const message of conversation.messages) {
-      const copy = { ...message };
-      delete copy.status;
-      if (message.image?.id) copy.image = { ...message.image, data: await vault.get(message.image.id) };
-      if (message.generated?.id) copy.generated = { ...message.generated, data: await vault.get(message.generated.id) };
-      messages.push(copy);
-    }
-    out.push({ ...conversation, messages });
+    for (const message of conversation.messages) messages.push(await embed(message));
+    const branches = [];
+    for (const message of conversation.branches || []) branches.push(await embed(message));
+    const { rev: _rev, ...rest } = conversation;
+    out.push({ ...rest, messages, branches });
   }
-  return JSON.stringify({ format: FORMAT, version: 1, exportedAt: new Date().toISOString(), conversations: out }, null, 2);
+  return JSON.stringify({ format: FORMAT, version: 2, exportedAt: new Date().toISOString(), conversations: out }, null, 2);
 }
 
-export function exportMarkdown(conversations) {
+// `modelFor(conversation)` names the model a conversation without its own choice uses.
+export function exportMarkdown(conversations, modelFor = (c) => c.model) {
   const parts = [];
   for (const c of conversations) {
     parts.push(`# ${c.title}\n`);
-    parts.push(`_${new Date(c.createdAt).toLocaleString()} · ${c.model || "default model"}_\n`);
+    parts.push(`_${new Date(c.createdAt).toLocaleString()} · ${modelFor(c) || c.model || "default model"}_\n`);
     if (c.systemPrompt) parts.push(`> **System:** ${c.systemPrompt.replace(/\n/g, "\n> ")}\n`);
     for (const m of c.messages) {
       parts.push(`## ${m.role === "user" ? "You" : m.role === "assistant" ? "Assistant" : "System"}\n`);
@@ -69,7 +76,9 @@ function validMessage(raw, where) {
     role: raw.role,
     content: text(raw.content, `${where}.content`),
     createdAt: Number.isFinite(raw.createdAt) ? raw.createdAt : Date.now(),
+    parentId: typeof raw.parentId === "string" ? raw.parentId.slice(0, 64) : null,
   };
+  if (Number.isFinite(raw.leftAt)) message.leftAt = raw.leftAt;
   const state = ["done", "cutoff", "error", "stopped"].includes(raw.state) ? raw.state : raw.state === "streaming" ? "cutoff" : undefined;
   if (state) message.state = state;
   if (raw.error && typeof raw.error.message === "string") message.error = { message: raw.error.message.slice(0, 2000), code: String(raw.error.code || "error") };
@@ -95,9 +104,15 @@ function validConversation(raw, index) {
   const where = `conversation ${index + 1}`;
   if (!raw || typeof raw !== "object") throw new ImportError(`${where} is not an object`);
   if (!Array.isArray(raw.messages)) throw new ImportError(`${where} has no messages list`);
+  if (raw.branches !== undefined && !Array.isArray(raw.branches)) throw new ImportError(`${where} has a broken branches list`);
   const pictures = [];
   const messages = raw.messages.map((m, i) => {
     const valid = validMessage(m, `${where}, message ${i + 1}`);
+    pictures.push(...valid.pictures);
+    return valid.message;
+  });
+  const branches = (raw.branches || []).map((m, i) => {
+    const valid = validMessage(m, `${where}, branch message ${i + 1}`);
     pictures.push(...valid.pictures);
     return valid.message;
   });
@@ -114,8 +129,9 @@ function validConversation(raw, index) {
     markdown: raw.markdown !== false,
     rlm: raw.rlm === true,
     messages,
+    branches,
   };
-  return { conversation, pictures };
+  return { conversation: migrate(conversation), pictures };
 }
 
 // Reads an export (or a bare list or single conversation). Every conversation is checked

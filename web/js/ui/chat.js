@@ -1,6 +1,7 @@
 // The message column. Messages are <li data-id> updated in place; while an answer streams,
 // its element is re-rendered at most once per animation frame, however fast events come.
 
+import { versionsOf } from "../branches.js";
 import { copyText } from "../render/code.js";
 import { renderMarkdownInto, renderPlainInto, warmUpRenderer } from "../render/markdown.js";
 import { byId, el, iconButton } from "./dom.js";
@@ -33,9 +34,9 @@ export class ChatView {
     this.store = store;
     this.vault = vault;
     this.viewer = viewer;
-    this.actions = actions; // {regenerate(id), retry(id), editAndResend(id, text)}
+    this.actions = actions; // {regenerate(id), retry(id), editAndResend(id, text), switchBranch(id)}
     this.conversationId = null;
-    this.streamingId = null;
+    this.busy = false; // the conversation in view is answering
     this.list = byId("message-list");
     this.scroller = byId("messages");
     this.empty = byId("empty-state");
@@ -66,8 +67,9 @@ export class ChatView {
     this.scrollToBottom();
   }
 
-  setStreaming(messageId) {
-    this.streamingId = messageId;
+  setBusy(busy) {
+    if (this.busy === busy) return;
+    this.busy = busy;
     this.renderAll();
   }
 
@@ -111,7 +113,7 @@ export class ChatView {
       this.update(item, message, conversation);
     });
     for (const item of existing.values()) item.remove();
-    byId("messages").setAttribute("aria-busy", String(Boolean(this.streamingId)));
+    this.scroller.setAttribute("aria-busy", String(this.busy));
     if (this.stickToBottom) this.scrollToBottom();
   }
 
@@ -139,7 +141,9 @@ export class ChatView {
     const streaming = message.state === "streaming";
     const showThinking = this.store.settings.showRlmThinking;
     const markdown = conversation.markdown !== false;
+    const versions = versionsOf(conversation, message);
     const key = [
+      `${versions.index}/${versions.versions.length}`,
       message.content.length,
       message.state,
       message.status,
@@ -149,7 +153,7 @@ export class ChatView {
       markdown,
       showThinking,
       this.isLastAssistant(message, conversation),
-      Boolean(this.streamingId),
+      this.busy,
       item.classList.contains("editing"),
     ].join("|");
     if (this.rendered.get(item) === key) return;
@@ -170,7 +174,7 @@ export class ChatView {
     bubble.hidden = message.role === "assistant" && !message.content && !streaming && !message.status;
     this.updateStatus(bubble, message, streaming);
     this.updateProblem(main, footer, message);
-    this.updateFooter(footer, message, conversation);
+    this.updateFooter(footer, message, conversation, versions);
   }
 
   ensureUploadedImage(extras, message) {
@@ -257,10 +261,11 @@ export class ChatView {
     return null;
   }
 
-  updateFooter(footer, message, conversation) {
+  updateFooter(footer, message, conversation, versions) {
     footer.replaceChildren();
     if (message.state === "streaming") return;
-    const busy = Boolean(this.streamingId);
+    const busy = this.busy;
+    if (versions.versions.length > 1) footer.append(this.versionSwitcher(versions, busy));
     if (message.content) footer.append(iconButton("copy", "Copy message", "copy"));
     if (message.role === "user" && !busy) footer.append(iconButton("edit", "Edit and resend", "edit"));
     if (this.isLastAssistant(message, conversation) && !busy) {
@@ -269,6 +274,18 @@ export class ChatView {
     if (message.usage?.total_tokens) {
       footer.append(el("span", { className: "usage", text: `${message.usage.total_tokens} tokens` }));
     }
+  }
+
+  // `‹ 2/3 ›`: the versions of a message (regenerated, retried or edited); switching is
+  // refused while the conversation answers, whose answer belongs to the path on screen.
+  versionSwitcher({ versions, index }, busy) {
+    const previous = iconButton("chevron-left", "Previous version", "version", { disabled: busy || index === 0 });
+    const next = iconButton("chevron-right", "Next version", "version", { disabled: busy || index === versions.length - 1 });
+    if (index > 0) previous.dataset.target = versions[index - 1].id;
+    if (index < versions.length - 1) next.dataset.target = versions[index + 1].id;
+    const label = el("span", { className: "version-label", text: `${index + 1}/${versions.length}` });
+    label.setAttribute("aria-label", `Version ${index + 1} of ${versions.length}`);
+    return el("span", { className: "versions", role: "group", "aria-label": "Versions of this message" }, [previous, label, next]);
   }
 
   async onClick(event) {
@@ -301,6 +318,9 @@ export class ChatView {
         break;
       case "retry":
         this.actions.retry(id);
+        break;
+      case "version":
+        if (button.dataset.target) this.actions.switchBranch(button.dataset.target);
         break;
       case "toggle-thinking":
         this.store.saveSettings({ showRlmThinking: !this.store.settings.showRlmThinking });

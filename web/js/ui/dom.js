@@ -28,6 +28,9 @@ const ICONS = {
   trash: ["M5 7h14", "M10 7V4h4v3", "M7 7l1 13h8l1-13"],
   pencil: ["M4 20h4L19 9l-4-4L4 16z"],
   download: ["M12 4v11", "M7 10l5 5 5-5", "M5 19h14"],
+  "chevron-left": ["M15 6l-6 6 6 6"],
+  "chevron-right": ["M9 6l6 6-6 6"],
+  close: ["M6 6l12 12", "M18 6L6 18"],
 };
 
 export function icon(name) {

@@ -10,6 +10,7 @@ export class Sidebar {
     this.onNew = onNew;
     this.onDelete = onDelete;
     this.activeId = null;
+    this.answering = new Set(); // conversations with an answer streaming in this tab
     this.query = "";
     this.list = byId("conversation-list");
     this.search = byId("search");
@@ -43,6 +44,23 @@ export class Sidebar {
     }
   }
 
+  setAnswering(ids) {
+    this.answering = ids;
+    for (const item of this.list.children) this.markAnswering(item);
+  }
+
+  markAnswering(item) {
+    const answering = this.answering.has(item.dataset.id);
+    if (item.classList.contains("answering") === answering) return;
+    item.classList.toggle("answering", answering);
+    const link = item.querySelector(".conversation-link");
+    let badge = link.querySelector(".answering-badge");
+    if (answering && !badge) {
+      badge = el("span", { className: "answering-badge", text: "Answering…" });
+      link.append(badge);
+    } else if (!answering) badge?.remove();
+  }
+
   itemFor(conversation) {
     const title = el("span", { className: "conversation-title", text: conversation.title });
     const time = el("time", { className: "conversation-time" });
@@ -71,6 +89,7 @@ export class Sidebar {
       time.dateTime = new Date(conversation.updatedAt).toISOString();
       item.querySelector(".conversation-link").title = conversation.title;
       if (this.list.children[index] !== item) this.list.insertBefore(item, this.list.children[index] || null);
+      this.markAnswering(item);
     });
     for (const item of existing.values()) item.remove();
     const empty = byId("list-empty");
