@@ -23,7 +23,7 @@ const SUGGESTIONS = [
 ];
 
 function notify(message, kind = "info") {
-  toast(message, { kind, timeout: kind === "error" ? 9000 : 4000 });
+  toast(message, { kind, timeout: kind === "error" ? 8000 : 4000 });
 }
 
 async function loadConfig() {

@@ -9,6 +9,16 @@ import { imageFigure, progressFrom } from "./images.js";
 import { renderTrace, traceSignature } from "./rlm.js";
 
 const NEAR_BOTTOM_PX = 80;
+// A user message longer than this is shown collapsed, with "Show more".
+const COLLAPSE_CHARS = 1500;
+const COLLAPSE_LINES = 16;
+
+function isLong(text) {
+  if (text.length > COLLAPSE_CHARS) return true;
+  let lines = 1;
+  for (let i = text.indexOf("\n"); i >= 0 && lines <= COLLAPSE_LINES; i = text.indexOf("\n", i + 1)) lines++;
+  return lines > COLLAPSE_LINES;
+}
 
 // Looks among direct children only: a querySelector that misses walks the element's whole
 // subtree, and a long answer is tens of thousands of nodes, on every frame of a stream.
@@ -44,6 +54,13 @@ export class ChatView {
     this.frame = 0;
     this.rendered = new WeakMap(); // element → what it last showed, to skip needless work
     this.stickToBottom = true;
+    this.expanded = new Set(); // ids of long user messages the reader opened
+    this.jump = byId("jump-latest");
+    this.jump.addEventListener("click", () => {
+      this.stickToBottom = true;
+      this.scrollToBottom();
+      this.showJump();
+    });
 
     store.addEventListener("conversation", (e) => e.detail.id === this.conversationId && this.renderAll());
     store.addEventListener("message", (e) => {
@@ -53,6 +70,7 @@ export class ChatView {
     this.scroller.addEventListener("scroll", () => {
       const gap = this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight;
       this.stickToBottom = gap < NEAR_BOTTOM_PX;
+      this.showJump();
     });
     this.list.addEventListener("click", (event) => this.onClick(event));
     if (window.requestIdleCallback) warmUpRenderer((step) => requestIdleCallback(step, { timeout: 2000 }));
@@ -89,6 +107,16 @@ export class ChatView {
     }
     this.pending.clear();
     if (this.stickToBottom) this.scrollToBottom();
+    this.showJump();
+  }
+
+  // "Jump to latest" appears while the reader is away from the end of a growing answer, or
+  // far from the end of a long conversation.
+  showJump() {
+    const gap = this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight;
+    const away = this.busy ? !this.stickToBottom : gap > this.scroller.clientHeight;
+    if (this.jump.hidden === !away) return;
+    this.jump.hidden = !away;
   }
 
   itemFor(messageId) {
@@ -115,6 +143,7 @@ export class ChatView {
     for (const item of existing.values()) item.remove();
     this.scroller.setAttribute("aria-busy", String(this.busy));
     if (this.stickToBottom) this.scrollToBottom();
+    this.showJump();
   }
 
   create(message) {
@@ -155,6 +184,7 @@ export class ChatView {
       this.isLastAssistant(message, conversation),
       this.busy,
       item.classList.contains("editing"),
+      this.expanded.has(message.id),
     ].join("|");
     if (this.rendered.get(item) === key) return;
     this.rendered.set(item, key);
@@ -165,6 +195,7 @@ export class ChatView {
     if (message.role === "user") {
       this.ensureUploadedImage(extras, message);
       renderPlainInto(content, message.content);
+      this.updateCollapse(main, bubble, message);
     } else {
       renderTrace(extras, message.rlm, showThinking);
       this.ensureGeneratedImage(extras, message);
@@ -175,6 +206,24 @@ export class ChatView {
     this.updateStatus(bubble, message, streaming);
     this.updateProblem(main, footer, message);
     this.updateFooter(footer, message, conversation, versions);
+  }
+
+  updateCollapse(main, bubble, message) {
+    let toggle = childOf(main, "show-more");
+    if (!isLong(message.content)) {
+      bubble.classList.remove("collapsed");
+      toggle?.remove();
+      return;
+    }
+    const open = this.expanded.has(message.id);
+    if (!toggle) {
+      toggle = el("button", { type: "button", className: "show-more" });
+      toggle.dataset.action = "toggle-long";
+      bubble.after(toggle);
+    }
+    bubble.classList.toggle("collapsed", !open);
+    toggle.textContent = open ? "Show less" : `Show more (${message.content.length.toLocaleString()} characters)`;
+    toggle.setAttribute("aria-expanded", String(open));
   }
 
   ensureUploadedImage(extras, message) {
@@ -318,6 +367,11 @@ export class ChatView {
         break;
       case "retry":
         this.actions.retry(id);
+        break;
+      case "toggle-long":
+        if (this.expanded.has(id)) this.expanded.delete(id);
+        else this.expanded.add(id);
+        this.update(item, message, this.store.get(this.conversationId));
         break;
       case "version":
         if (button.dataset.target) this.actions.switchBranch(button.dataset.target);
