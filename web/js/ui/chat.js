@@ -320,8 +320,12 @@ export class ChatView {
     if (this.isLastAssistant(message, conversation) && !busy) {
       footer.append(iconButton("regenerate", "Regenerate answer", "regenerate"));
     }
-    if (message.usage?.total_tokens) {
-      footer.append(el("span", { className: "usage", text: `${message.usage.total_tokens} tokens` }));
+    // The answer's own tokens: prompt + answer grows with every turn and says little.
+    const usage = message.usage;
+    const answerTokens = usage?.completion_tokens ?? usage?.total_tokens;
+    if (answerTokens) {
+      const prompt = Number.isFinite(usage.prompt_tokens) ? `${usage.prompt_tokens.toLocaleString("en")} in the prompt, ` : "";
+      footer.append(el("span", { className: "usage", text: `${answerTokens} tokens`, title: `${prompt}${answerTokens.toLocaleString("en")} in the answer` }));
     }
   }
 
