@@ -88,9 +88,12 @@ class FakeDownstream(FakeServer):
 
 
 class Stack:
-    def __init__(self, rlm_passcode: str = "", *, real_rlm: bool = False) -> None:
+    def __init__(self, rlm_passcode: str = "", *, real_rlm: bool = False, demo_model: bool = False) -> None:
         self.rlm_passcode = rlm_passcode
         self.real_rlm = real_rlm
+        # With `demo_model`, chat-service talks to the built-in demo model (as `make run` does
+        # without an API key) instead of the scripted fake.
+        self.demo_model = demo_model
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="tinychat-stack", daemon=True)
         self.runners: list[web.AppRunner] = []
@@ -117,6 +120,8 @@ class Stack:
         self.upstream = await FakeOpenAI(models=["fake-model", "fake-vision"]).start()
         self.downstream = await FakeDownstream().start()
         chat_settings = chat_settings_for(self.upstream, openai_api_key="sk-test-secret")
+        if self.demo_model:
+            chat_settings = await self._demo_chat_settings()
         chat_url = await self._serve(create_chat_app(chat_settings))
         rlm_url = await self._serve_real_rlm(chat_url) if self.real_rlm else self.downstream.base_url
         gateway_settings = GatewaySettings(
@@ -130,6 +135,19 @@ class Stack:
             rate_limit_rlm=0,
         )
         self.url = await self._serve(create_gateway_app(gateway_settings))
+
+    async def _demo_chat_settings(self):
+        from tinychat_demo.answer import DEMO_MODEL
+        from tinychat_demo.app import create_app as create_demo_app
+        from tinychat_demo.config import DemoSettings
+
+        demo_url = await self._serve(create_demo_app(DemoSettings(demo_chunk_delay_ms=1)))
+        return chat_settings_for(
+            self.upstream,
+            openai_api_url=demo_url + "/v1",
+            default_model=DEMO_MODEL,
+            available_models=DEMO_MODEL,
+        )
 
     async def _serve_real_rlm(self, chat_url: str) -> str:
         # Imported here: only the stacks that ask for it need rlm-service and its harness.

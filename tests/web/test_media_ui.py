@@ -216,6 +216,9 @@ def test_rlm_needs_the_passcode_and_shows_its_trace(page, stack, watch):
     trace = last_answer(page).locator(".rlm-trace")
     assert trace.locator(".rlm-step").count() == 3
     assert last_answer(page).locator(".message-content strong").inner_text() == "42"
+    assert page.locator("#rlm-explain").is_visible()
+    assert "sandbox" in page.locator("#rlm-explain").inner_text()
+    trace.locator(".rlm-summary").click()
     trace.locator(".rlm-step.kind-code summary").click()
     assert "print(len(context))" in trace.locator(".rlm-step.kind-code").inner_text()
     reasoning = trace.locator(".rlm-step.kind-reasoning")

@@ -129,7 +129,7 @@ export class ChatSession extends EventTarget {
       final = this.failure(error, controller, Boolean(conversation.rlm));
     } finally {
       this.active.delete(conversationId);
-      update({ status: undefined, ...final }, false);
+      update({ status: undefined, finishedAt: Date.now(), ...final }, false);
       this.dispatchEvent(new CustomEvent("activity", { detail: { conversationId, busy: false } }));
     }
   }

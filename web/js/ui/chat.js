@@ -197,7 +197,11 @@ export class ChatView {
       renderPlainInto(content, message.content);
       this.updateCollapse(main, bubble, message);
     } else {
-      renderTrace(extras, message.rlm, showThinking);
+      renderTrace(extras, message.rlm, showThinking, {
+        startedAt: message.createdAt,
+        finishedAt: message.finishedAt,
+        working: streaming,
+      });
       this.ensureGeneratedImage(extras, message);
       if (markdown) renderMarkdownInto(content, message.content);
       else renderPlainInto(content, message.content);
