@@ -11,6 +11,7 @@ import { Composer } from "./ui/composer.js";
 import { confirmDialog } from "./ui/dialogs.js";
 import { byId, downloadFile, el, toast } from "./ui/dom.js";
 import { ImageViewer } from "./ui/images.js";
+import { PresetsPanel } from "./ui/presets.js";
 import { SettingsPanel, applyTheme } from "./ui/settings.js";
 import { Sidebar } from "./ui/sidebar.js";
 
@@ -48,6 +49,18 @@ class App {
 
     this.viewer = new ImageViewer();
     this.settings = new SettingsPanel(this.store, config, (patch) => this.changeCurrent(patch));
+    this.presets = new PresetsPanel(this.store, {
+      currentPrompt: () => byId("system-prompt").value,
+      onApply: (systemPrompt) => {
+        byId("system-prompt").value = systemPrompt;
+        this.changeCurrent({ systemPrompt });
+      },
+      onStart: (systemPrompt) => {
+        this.newChat();
+        this.changeCurrent({ systemPrompt });
+        this.settings.show(this.current);
+      },
+    });
     this.view = new ChatView(this.store, this.vault, this.viewer, {
       regenerate: (id) => this.session.regenerate(this.currentId, id),
       retry: (id) => this.session.regenerate(this.currentId, id),
@@ -130,6 +143,7 @@ class App {
     }
     this.sidebar.setActive(id);
     this.settings.show(this.current);
+    this.presets.reset();
     this.view.show(id);
     this.showBusy();
     this.showTitle();
@@ -141,6 +155,7 @@ class App {
     this.draft = blankConversation(this.store.settings);
     this.sidebar.setActive(null);
     this.settings.show(this.draft);
+    this.presets.reset();
     this.view.show(null);
     this.showBusy();
     this.showTitle();

@@ -23,6 +23,7 @@ export const DEFAULT_SETTINGS = Object.freeze({
   temperature: null,
   markdown: true,
   showRlmThinking: true,
+  presets: [], // prompt presets, see ui/presets.js
 });
 
 function isQuotaError(error) {
