@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import struct
 import threading
 import zlib
@@ -87,6 +88,15 @@ class FakeDownstream(FakeServer):
         return await self._play(request, "rlm", self.rlm_events)
 
 
+class _ListHandler(logging.Handler):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 class Stack:
     def __init__(self, rlm_passcode: str = "", *, real_rlm: bool = False, demo_model: bool = False) -> None:
         self.rlm_passcode = rlm_passcode
@@ -100,6 +110,8 @@ class Stack:
         self.upstream: FakeOpenAI
         self.downstream: FakeDownstream
         self.url = ""
+        # Every request line the gateway received, with its Referer: what an access log holds.
+        self.access_log: list[str] = []
 
     def call(self, coro: Awaitable[T], timeout: float = START_TIMEOUT) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
@@ -134,7 +146,22 @@ class Stack:
             rate_limit_image=0,
             rate_limit_rlm=0,
         )
-        self.url = await self._serve(create_gateway_app(gateway_settings))
+        self.url = await self._serve_logged(create_gateway_app(gateway_settings))
+
+    async def _serve_logged(self, app: web.Application) -> str:
+        logger = logging.getLogger(f"tinychat.test.access.{id(self)}")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(_ListHandler(self.access_log))
+        runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=logger, access_log_format='%r %s "%{Referer}i"'
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.runners.append(runner)
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{port}"
 
     async def _demo_chat_settings(self):
         from tinychat_demo.answer import DEMO_MODEL
@@ -184,6 +211,7 @@ class Stack:
             self.downstream.image_events = []
             self.downstream.rlm_events = []
             self.downstream.requests.clear()
+            self.access_log.clear()
 
         self.run(clear)
 

@@ -72,6 +72,10 @@ def test_main_states_have_no_serious_accessibility_violations(page, stack, viewp
     page.click("#open-settings")
     problems += scan(page, "settings")
     page.click("#open-settings")
+    page.click("#export-one")
+    page.get_by_role("menuitem", name="Copy share link…").click()
+    problems += scan(page, "share dialog")
+    page.click("#share-close")
     page.set_input_files(
         "#import-file", files=[{"name": "x.json", "mimeType": "application/json", "buffer": b"{"}]
     )

@@ -2,8 +2,9 @@
 // of the screen together. Keyboard: Ctrl/Cmd+K new chat, Esc stops an answer.
 
 import { fetchConfig } from "./api.js";
-import { ImageVault } from "./images.js";
+import { ImageVault, MemoryVault, newId } from "./images.js";
 import { ChatSession } from "./session.js";
+import { ShareError, asImportable, isShareFragment } from "./share.js";
 import { Store, blankConversation } from "./store.js";
 import { ImportError, exportFileName, exportJson, exportMarkdown, parseImport } from "./transfer.js";
 import { ChatView } from "./ui/chat.js";
@@ -13,6 +14,7 @@ import { byId, downloadFile, el, toast } from "./ui/dom.js";
 import { ImageViewer } from "./ui/images.js";
 import { PresetsPanel } from "./ui/presets.js";
 import { SettingsPanel, applyTheme } from "./ui/settings.js";
+import { ShareDialog, readSharedLink } from "./ui/share.js";
 import { Sidebar } from "./ui/sidebar.js";
 
 const LAST_OPEN_KEY = "tinychat.lastConversation";
@@ -36,14 +38,47 @@ async function loadConfig() {
   }
 }
 
+// A Storage that keeps everything in memory: the read-only view of a share link.
+class MemoryStorage {
+  constructor() {
+    this.items = new Map();
+  }
+  get length() {
+    return this.items.size;
+  }
+  key(i) {
+    return [...this.items.keys()][i] ?? null;
+  }
+  getItem(key) {
+    return this.items.has(key) ? this.items.get(key) : null;
+  }
+  setItem(key, value) {
+    this.items.set(key, String(value));
+  }
+  removeItem(key) {
+    this.items.delete(key);
+  }
+}
+
 class App {
-  constructor(config) {
+  // `shared`: {conversation, pictures} from a share link, shown read-only; nothing is stored.
+  constructor(config, shared = null) {
     this.config = config;
-    this.store = new Store();
-    this.store.load();
-    this.store.watch();
+    this.shared = shared;
+    this.store = shared ? new Store(new MemoryStorage()) : new Store();
+    if (shared) {
+      // The reader's own settings (theme) apply to what they read.
+      try {
+        this.store.settings = { ...this.store.settings, ...JSON.parse(localStorage.getItem("tinychat.settings") || "{}") };
+      } catch {
+        // defaults
+      }
+    } else {
+      this.store.load();
+      this.store.watch();
+    }
     applyTheme(this.store.settings.theme);
-    this.vault = new ImageVault();
+    this.vault = shared ? new MemoryVault() : new ImageVault();
     this.draft = null; // a new chat that becomes a stored conversation on its first message
     this.currentId = null;
 
@@ -106,10 +141,49 @@ class App {
       for (const id of [...this.store.saveTimers.keys()]) this.store.flush(id);
     });
 
+    this.shareDialog = new ShareDialog({
+      current: () => (this.currentId ? this.store.get(this.currentId) : null),
+      vault: this.vault,
+      modelFor: (c) => this.settings.modelFor(c),
+    });
+    // A share link pasted into this tab opens it.
+    window.addEventListener("hashchange", () => isShareFragment(location.hash) && location.reload());
+
     this.sidebar.render();
+    if (shared) {
+      this.showShared(shared);
+      return;
+    }
     const last = localStorage.getItem(LAST_OPEN_KEY);
     if (last && this.store.get(last)) this.open(last);
     else this.newChat();
+  }
+
+  showShared({ conversation, pictures }) {
+    for (const picture of pictures) this.vault.put(picture.id, picture.data);
+    this.store.merge([conversation]);
+    document.documentElement.classList.add("read-only");
+    byId("shared-banner").hidden = false;
+    this.currentId = conversation.id;
+    this.settings.show(conversation);
+    this.view.show(conversation.id);
+    this.showTitle();
+    document.title = `${conversation.title} · shared · TinyChat`;
+    byId("save-copy").addEventListener("click", () => this.saveSharedCopy(conversation, pictures));
+    byId("save-copy").focus();
+  }
+
+  // Into this browser's own storage, as a new conversation; then the normal app opens it.
+  async saveSharedCopy(conversation, pictures) {
+    const own = new Store();
+    own.load();
+    const vault = new ImageVault();
+    for (const picture of pictures) await vault.put(picture.id, picture.data).catch((e) => notify(e.message, "error"));
+    const copy = { ...conversation, id: newId("c"), updatedAt: Date.now() };
+    own.merge([copy]);
+    if (own.unsaved.size) return; // storage-error already told the reader why
+    localStorage.setItem(LAST_OPEN_KEY, copy.id);
+    location.replace("/");
   }
 
   get current() {
@@ -215,6 +289,10 @@ class App {
     };
     byId("export-one-json").addEventListener("click", () => exportAs(one(), "json"));
     byId("export-one-md").addEventListener("click", () => exportAs(one(), "md"));
+    byId("share-open").addEventListener("click", () => {
+      closeMenu();
+      this.shareDialog.open();
+    });
     byId("export-all-json").addEventListener("click", () => exportAs(all(), "json"));
     byId("export-all-md").addEventListener("click", () => exportAs(all(), "md"));
 
@@ -283,4 +361,19 @@ class App {
   }
 }
 
-new App(await loadConfig());
+async function sharedConversation() {
+  if (!isShareFragment(location.hash)) return null;
+  try {
+    const payload = await readSharedLink(location.hash);
+    if (!payload) return null;
+    const [parsed] = parseImport(JSON.stringify({ conversations: [asImportable(payload)] }));
+    return parsed;
+  } catch (error) {
+    const reason = error instanceof ShareError || error instanceof ImportError ? error.message : `Could not open the link: ${error.message}`;
+    notify(reason, "error");
+    return null;
+  }
+}
+
+const config = await loadConfig();
+new App(config, await sharedConversation());
