@@ -375,5 +375,21 @@ async function sharedConversation() {
   }
 }
 
+// Installable, and the shell opens offline (web/sw.js). The worker is told what this page
+// loaded, so every module is cached without a list kept by hand.
+async function registerServiceWorker() {
+  if (!("serviceWorker" in navigator)) return;
+  try {
+    await navigator.serviceWorker.register("/sw.js");
+    const registration = await navigator.serviceWorker.ready;
+    const loaded = performance.getEntriesByType("resource").map((entry) => entry.name);
+    registration.active?.postMessage({ cache: [location.pathname, ...loaded] });
+  } catch {
+    // No worker (private mode, plain http on a LAN address): the app works online as before.
+  }
+}
+
 const config = await loadConfig();
 new App(config, await sharedConversation());
+if (document.readyState === "complete") registerServiceWorker();
+else window.addEventListener("load", registerServiceWorker, { once: true });
