@@ -31,6 +31,7 @@ def answering_titles(page) -> list[str]:
 
 def test_two_conversations_stream_at_once_and_each_stops_on_its_own(page, stack):
     stack.run(lambda: stack.upstream.enqueue(slow("alpha"), slow("beta")))
+    disconnects_before = stack.run(lambda: stack.upstream.disconnects)
     open_app(page)
     send(page, "Chat A")
     page.locator("li.message.streaming").get_by_text("alpha2", exact=False).wait_for()
@@ -49,7 +50,8 @@ def test_two_conversations_stream_at_once_and_each_stops_on_its_own(page, stack)
         "() => [...document.querySelectorAll('.conversation-item.answering')].length === 1"
     )
     assert answering_titles(page) == ["Chat A"]
-    assert stack.run(lambda: stack.upstream.disconnects) == 1
+    assert stack.wait_for_disconnect(), "B's request was never cancelled upstream"
+    assert stack.run(lambda: stack.upstream.disconnects) - disconnects_before == 1, "A was cancelled too"
 
     # A kept streaming meanwhile; Esc in A stops A.
     open_conversation(page, "Chat A")

@@ -9,6 +9,10 @@ import { imageFigure, progressFrom } from "./images.js";
 import { renderTrace, traceSignature } from "./rlm.js";
 
 const NEAR_BOTTOM_PX = 80;
+// Opening a long conversation renders the newest messages at once and the older ones as
+// plain text, upgraded to markdown/code/math as they come near the viewport.
+const EAGER_MESSAGES = 6;
+const LAZY_MARGIN = "600px 0px";
 // A user message longer than this is shown collapsed, with "Show more".
 const COLLAPSE_CHARS = 1500;
 const COLLAPSE_LINES = 16;
@@ -55,6 +59,11 @@ export class ChatView {
     this.rendered = new WeakMap(); // element → what it last showed, to skip needless work
     this.stickToBottom = true;
     this.expanded = new Set(); // ids of long user messages the reader opened
+    this.deferred = new WeakSet(); // items shown as plain text until they near the viewport
+    this.lazy = new IntersectionObserver((entries) => this.renderNear(entries), {
+      root: this.scroller,
+      rootMargin: LAZY_MARGIN,
+    });
     this.jump = byId("jump-latest");
     this.jump.addEventListener("click", () => {
       this.stickToBottom = true;
@@ -79,10 +88,34 @@ export class ChatView {
 
   show(conversationId) {
     this.conversationId = conversationId;
+    this.lazy.disconnect();
     this.list.replaceChildren();
     this.stickToBottom = true;
-    this.renderAll();
+    this.renderAll({ lazily: true });
     this.scrollToBottom();
+  }
+
+  renderNear(entries) {
+    const conversation = this.store.get(this.conversationId);
+    if (!conversation) return;
+    for (const entry of entries) {
+      if (!entry.isIntersecting) continue;
+      const item = entry.target;
+      this.lazy.unobserve(item);
+      if (!this.deferred.has(item)) continue;
+      this.deferred.delete(item);
+      const message = conversation.messages.find((m) => m.id === item.dataset.id);
+      if (message) this.update(item, message, conversation);
+    }
+    if (this.stickToBottom) this.scrollToBottom();
+  }
+
+  // A placeholder that reads right (plain text) and costs almost nothing to build.
+  defer(item, message) {
+    this.deferred.add(item);
+    const { content } = partsOf(item);
+    content.replaceChildren(el("div", { className: "plain-text", text: message.content }));
+    this.lazy.observe(item);
   }
 
   setBusy(busy) {
@@ -128,19 +161,25 @@ export class ChatView {
     this.scroller.scrollTop = this.scroller.scrollHeight;
   }
 
-  renderAll() {
+  renderAll({ lazily = false } = {}) {
     const conversation = this.store.get(this.conversationId);
     const messages = conversation ? conversation.messages.filter((m) => m.role !== "system") : [];
     this.empty.hidden = messages.length > 0;
     const existing = new Map([...this.list.children].map((item) => [item.dataset.id, item]));
+    const eagerFrom = lazily ? messages.length - EAGER_MESSAGES : 0;
     messages.forEach((message, index) => {
       let item = existing.get(message.id);
       existing.delete(message.id);
-      if (!item) item = this.create(message);
+      const fresh = !item;
+      if (fresh) item = this.create(message);
       if (this.list.children[index] !== item) this.list.insertBefore(item, this.list.children[index] || null);
-      this.update(item, message, conversation);
+      if (fresh && index < eagerFrom && message.state !== "streaming") this.defer(item, message);
+      else if (!this.deferred.has(item)) this.update(item, message, conversation);
     });
-    for (const item of existing.values()) item.remove();
+    for (const item of existing.values()) {
+      this.lazy.unobserve(item);
+      item.remove();
+    }
     this.scroller.setAttribute("aria-busy", String(this.busy));
     if (this.stickToBottom) this.scrollToBottom();
     this.showJump();
@@ -167,6 +206,7 @@ export class ChatView {
   }
 
   update(item, message, conversation) {
+    this.deferred.delete(item);
     const streaming = message.state === "streaming";
     const showThinking = this.store.settings.showRlmThinking;
     const markdown = conversation.markdown !== false;
