@@ -121,3 +121,43 @@ def test_a_link_too_long_for_browsers_is_refused_with_the_reason(page, stack):
     error.get_by_text("browsers reliably open links of up to 1,000,000").wait_for()
     assert "export it as a file" in error.inner_text()
     assert page.input_value("#share-link") == ""
+
+
+def test_pictures_travel_in_the_link_only_when_asked(page, context, browser, stack, watch):
+    from .stack import png_data_uri
+
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    picture = png_data_uri(120, 80)
+    events = [
+        {"image": picture, "prompt": "a teapot", "content": ""},
+        {"done": True, "finish_reason": "stop"},
+    ]
+    stack.run(lambda: setattr(stack.downstream, "image_events", events))
+    open_app(page)
+    send(page, "/image a teapot")
+    wait_for_answers(page, 1)
+    page.locator("figure.message-image img[src^='data:']").wait_for()
+    without = make_link(page)
+    page.click("#export-one")
+    page.get_by_role("menuitem", name="Copy share link…").click()
+    page.check("#share-pictures")
+    page.click("#share-create")
+    page.wait_for_function("() => document.getElementById('share-link').value.includes('#share=')")
+    with_pictures = page.input_value("#share-link")
+    page.click("#share-close")
+    assert len(with_pictures) > len(without) + 100
+
+    other_context, other = fresh_page(browser, stack, watch)
+    try:
+        other.goto(with_pictures)
+        image = other.locator("figure.message-image.generated img")
+        image.wait_for()
+        other.wait_for_function(
+            "src => document.querySelector('figure.message-image.generated img').src === src", arg=picture
+        )
+        plain = other_context.new_page()
+        plain.goto(without)
+        plain.locator("li.message.assistant").wait_for()
+        assert plain.locator("figure.message-image img[src^='data:']").count() == 0
+    finally:
+        other_context.close()
