@@ -30,7 +30,13 @@ web/node_modules/.installed: web/package.json web/package-lock.json
 	cd web && npm ci --no-audit --no-fund
 	touch $@
 
-web: web/node_modules/.installed
+# Brotli and gzip copies of the served text files, made once per change (see static.py).
+WEB_SOURCES := $(shell find web -path web/node_modules -prune -o -path web/.compressed -prune -o -type f -print)
+web/.compressed/.stamp: web/node_modules/.installed scripts/precompress-web.mjs $(WEB_SOURCES)
+	node scripts/precompress-web.mjs web
+	touch $@
+
+web: web/node_modules/.installed web/.compressed/.stamp
 
 run: $(RUN_STAMP) web
 	$(PY) -m tinychat_demo.stack

@@ -17,6 +17,9 @@ ROUNDS times, alternating, in a fresh browser context.
 Targets: frame-interval p99 with markdown at most P99_RATIO_TARGET times the baseline's; the
 answer re-rendered at most once per animation frame; frames in the last quarter of the stream
 (longest text) at most GROWTH_TARGET times as long, on average, as in the first quarter.
+
+The suite also measures the first load (bytes over the wire, time to interactive), switching
+to a 200-message conversation and typing in it: see bench/ui_load.py.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from typing import Any
 from playwright.async_api import Browser, Page, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
+from bench import ui_load
 from bench.chat import write_results
 from bench.runtime import percentile
 from bench.stack import MODEL, Stack
@@ -476,11 +480,12 @@ async def main(
                 for _ in range(rounds):
                     for markdown in (False, True):
                         runs[markdown].append(await measure_once(browser, stack.web_url, markdown))
+                loading = await ui_load.measure(browser, stack.web_url)
             finally:
                 await browser.close()
     plain, markdown = pooled(runs[False]), pooled(runs[True])
     complete = all(shows_whole_answer(run, answer, md) for md, mode in runs.items() for run in mode)
-    checks = evaluate(plain, markdown, complete)
+    checks = evaluate(plain, markdown, complete) + ui_load.checks(loading)
     result = {
         "suite": "ui_render",
         "quick": quick,
@@ -493,6 +498,7 @@ async def main(
         "host": {"cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()]},
         "plain": plain,
         "markdown": markdown,
+        "loading": loading,
         "checks": checks,
         "passed": all(c["passed"] for c in checks),
     }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .rlm import helper_answer, helper_prompt, is_rlm_root, root_turn
+
 DEMO_MODEL = "tinychat-demo"
 
 _ANSWER = r"""## Welcome to TinyChat 👋
@@ -79,6 +81,11 @@ def last_user_text(messages: list[dict[str, Any]]) -> tuple[str, bool]:
 
 
 def compose_answer(messages: list[dict[str, Any]]) -> str:
+    if is_rlm_root(messages):
+        return root_turn(messages)
+    asked = helper_prompt(messages)
+    if asked is not None:
+        return helper_answer(asked)
     question, has_image = last_user_text(messages)
     question = " ".join(question.split())
     echo = ""

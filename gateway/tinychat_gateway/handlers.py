@@ -225,14 +225,18 @@ async def app_files(request: web.Request) -> web.StreamResponse:
     tail = request.match_info["tail"]
     if tail.startswith("api/"):
         raise web.HTTPNotFound(text="There is no such API endpoint.")
-    path = app_file(request.app[GATEWAY].settings.web_dir, tail)
+    web_dir = request.app[GATEWAY].settings.web_dir
+    path = app_file(web_dir, tail)
     if path is None:
         raise web.HTTPNotFound(text="There is no such file.")
-    return file_response(path, APP_CACHE_CONTROL)
+    accept = request.headers.get("Accept-Encoding", "")
+    return file_response(path, APP_CACHE_CONTROL, web_dir=web_dir, accept_encoding=accept)
 
 
 async def vendor_files(request: web.Request) -> web.StreamResponse:
-    path = vendor_file(request.app[GATEWAY].settings.web_dir, request.match_info["tail"])
+    web_dir = request.app[GATEWAY].settings.web_dir
+    path = vendor_file(web_dir, request.match_info["tail"])
     if path is None:
         raise web.HTTPNotFound(text="There is no such library file.")
-    return file_response(path, VENDOR_CACHE_CONTROL)
+    accept = request.headers.get("Accept-Encoding", "")
+    return file_response(path, VENDOR_CACHE_CONTROL, web_dir=web_dir, accept_encoding=accept)

@@ -14,7 +14,7 @@ from bench import ui_render
 from bench.__main__ import SUITES, load_suite
 
 pytestmark = [
-    pytest.mark.timeout(120),
+    pytest.mark.timeout(240),
     pytest.mark.skipif(not Path(ui_render.CHROMIUM).exists(), reason="no Chromium"),
 ]
 
@@ -35,7 +35,13 @@ async def test_ui_render_bench_measures_both_modes_of_one_streamed_answer() -> N
         "frame p99, markdown / plain",
         "re-renders <= animation frames",
         "frame interval, last / first quarter",
+        "first load over the wire",
+        "switch to a 200-message conversation",
+        "typing latency in it, p95",
     ]
+    load, chat = result["loading"]["first_load"], result["loading"]["long_chat"]
+    assert 0 < load["wire_bytes"] < load["decoded_bytes"] and load["ready_ms"] > 0
+    assert chat["switch_long_ms"] > 0 and chat["typing_long"]["keys"] > 0
 
 
 def test_long_answer_has_the_requested_size_and_every_kind_of_block() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import struct
 import threading
 import zlib
@@ -87,12 +88,29 @@ class FakeDownstream(FakeServer):
         return await self._play(request, "rlm", self.rlm_events)
 
 
+class _ListHandler(logging.Handler):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
 class Stack:
     def __init__(
-        self, rlm_passcode: str = "", *, real_rlm: bool = False, **gateway_overrides: object
+        self,
+        rlm_passcode: str = "",
+        *,
+        real_rlm: bool = False,
+        demo_model: bool = False,
+        **gateway_overrides: object,
     ) -> None:
         self.rlm_passcode = rlm_passcode
         self.real_rlm = real_rlm
+        # With `demo_model`, chat-service talks to the built-in demo model (as `make run` does
+        # without an API key) instead of the scripted fake.
+        self.demo_model = demo_model
         self.gateway_overrides = gateway_overrides  # GatewaySettings fields (e.g. AUTH_MODE)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="tinychat-stack", daemon=True)
@@ -100,6 +118,8 @@ class Stack:
         self.upstream: FakeOpenAI
         self.downstream: FakeDownstream
         self.url = ""
+        # Every request line the gateway received, with its Referer: what an access log holds.
+        self.access_log: list[str] = []
 
     def call(self, coro: Awaitable[T], timeout: float = START_TIMEOUT) -> T:
         future: Future[T] = asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
@@ -120,6 +140,8 @@ class Stack:
         self.upstream = await FakeOpenAI(models=["fake-model", "fake-vision"]).start()
         self.downstream = await FakeDownstream().start()
         chat_settings = chat_settings_for(self.upstream, openai_api_key="sk-test-secret")
+        if self.demo_model:
+            chat_settings = await self._demo_chat_settings()
         chat_url = await self._serve(create_chat_app(chat_settings))
         rlm_url = await self._serve_real_rlm(chat_url) if self.real_rlm else self.downstream.base_url
         gateway_settings = GatewaySettings(
@@ -133,7 +155,35 @@ class Stack:
             rate_limit_rlm=0,
             **self.gateway_overrides,
         )
-        self.url = await self._serve(create_gateway_app(gateway_settings))
+        self.url = await self._serve_logged(create_gateway_app(gateway_settings))
+
+    async def _serve_logged(self, app: web.Application) -> str:
+        logger = logging.getLogger(f"tinychat.test.access.{id(self)}")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(_ListHandler(self.access_log))
+        runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=logger, access_log_format='%r %s "%{Referer}i"'
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        self.runners.append(runner)
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return f"http://127.0.0.1:{port}"
+
+    async def _demo_chat_settings(self):
+        from tinychat_demo.answer import DEMO_MODEL
+        from tinychat_demo.app import create_app as create_demo_app
+        from tinychat_demo.config import DemoSettings
+
+        demo_url = await self._serve(create_demo_app(DemoSettings(demo_chunk_delay_ms=1)))
+        return chat_settings_for(
+            self.upstream,
+            openai_api_url=demo_url + "/v1",
+            default_model=DEMO_MODEL,
+            available_models=DEMO_MODEL,
+        )
 
     async def _serve_real_rlm(self, chat_url: str) -> str:
         # Imported here: only the stacks that ask for it need rlm-service and its harness.
@@ -170,6 +220,7 @@ class Stack:
             self.downstream.image_events = []
             self.downstream.rlm_events = []
             self.downstream.requests.clear()
+            self.access_log.clear()
 
         self.run(clear)
 

@@ -4,6 +4,7 @@ real gateway and chat-service; only the LLM is fake, scripted turn by turn."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -117,8 +118,16 @@ def test_real_rlm_trace_merges_reasoning_and_survives_a_reload(page, stack, arti
     assert deltas.get(1, 0) > 1 and deltas.get(2, 0) > 1, deltas
     assert len(stack.run(lambda: llm.subcall_prompts)) == 1
 
-    # …and the trace shows each turn as ONE reasoning step holding the whole text.
+    # …and the trace shows each turn as ONE reasoning step holding the whole text, folded
+    # into one summary line; the answer is in view without opening it.
     trace = last_answer(page).locator(".rlm-trace")
+    summary = trace.locator(".rlm-summary")
+    assert re.fullmatch(r"Worked for \d+\.\d s · 2 steps · 1 sub-call", summary.inner_text()), (
+        summary.inner_text()
+    )
+    assert trace.locator(".rlm-steps").is_hidden()
+    assert last_answer(page).locator(".message-content strong").is_visible()
+    summary.click()
     steps = trace.evaluate(TRACE_SNAPSHOT)
     kinds = [s["kind"] for s in steps]
     assert kinds == ["reasoning", "code", "subcall", "output", "reasoning", "code", "output", "final"]
@@ -158,6 +167,7 @@ def test_real_rlm_trace_merges_reasoning_and_survives_a_reload(page, stack, arti
     page.reload()
     page.locator("li.message.assistant .rlm-trace").wait_for()
     restored = last_answer(page).locator(".rlm-trace")
+    restored.locator(".rlm-summary").click()
     assert restored.evaluate(TRACE_SNAPSHOT) == hidden
     restored.get_by_role("button", name="Show thinking").click()
     assert restored.evaluate(TRACE_SNAPSHOT) == [{**s, "visible": True} for s in hidden]
@@ -179,6 +189,7 @@ def test_thinking_switched_off_sends_no_reasoning_and_the_trace_has_none(page, s
     send(page, QUESTION)
     wait_for_answers(page, 1)
     trace = last_answer(page).locator(".rlm-trace")
+    trace.locator(".rlm-summary").click()
     kinds = [s["kind"] for s in trace.evaluate(TRACE_SNAPSHOT)]
     assert kinds == ["code", "output", "code", "output", "final"]
     assert "checked" in trace.locator(".rlm-step.kind-output .rlm-pre.output").text_content()

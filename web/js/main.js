@@ -3,8 +3,9 @@
 
 import { fetchConfig } from "./api.js";
 import { DocumentVault, documentIdsOf } from "./documents.js";
-import { ImageVault } from "./images.js";
+import { ImageVault, MemoryVault, newId } from "./images.js";
 import { ChatSession } from "./session.js";
+import { ShareError, asImportable, isShareFragment } from "./share.js";
 import { Store, blankConversation } from "./store.js";
 import { ImportError, exportFileName, exportJson, exportMarkdown, parseImport } from "./transfer.js";
 import { ChatView } from "./ui/chat.js";
@@ -12,7 +13,9 @@ import { Composer } from "./ui/composer.js";
 import { confirmDialog } from "./ui/dialogs.js";
 import { byId, downloadFile, el, toast } from "./ui/dom.js";
 import { ImageViewer } from "./ui/images.js";
+import { PresetsPanel } from "./ui/presets.js";
 import { SettingsPanel, applyTheme } from "./ui/settings.js";
+import { ShareDialog, readSharedLink } from "./ui/share.js";
 import { Sidebar } from "./ui/sidebar.js";
 
 const LAST_OPEN_KEY = "tinychat.lastConversation";
@@ -24,7 +27,7 @@ const SUGGESTIONS = [
 ];
 
 function notify(message, kind = "info") {
-  toast(message, { kind, timeout: kind === "error" ? 9000 : 4000 });
+  toast(message, { kind, timeout: kind === "error" ? 8000 : 4000 });
 }
 
 async function loadConfig() {
@@ -36,27 +39,74 @@ async function loadConfig() {
   }
 }
 
+// A Storage that keeps everything in memory: the read-only view of a share link.
+class MemoryStorage {
+  constructor() {
+    this.items = new Map();
+  }
+  get length() {
+    return this.items.size;
+  }
+  key(i) {
+    return [...this.items.keys()][i] ?? null;
+  }
+  getItem(key) {
+    return this.items.has(key) ? this.items.get(key) : null;
+  }
+  setItem(key, value) {
+    this.items.set(key, String(value));
+  }
+  removeItem(key) {
+    this.items.delete(key);
+  }
+}
+
 class App {
-  constructor(config) {
+  // `shared`: {conversation, pictures} from a share link, shown read-only; nothing is stored.
+  constructor(config, shared = null) {
     this.config = config;
-    this.store = new Store();
-    this.store.load();
+    this.shared = shared;
+    this.store = shared ? new Store(new MemoryStorage()) : new Store();
+    if (shared) {
+      // The reader's own settings (theme) apply to what they read.
+      try {
+        this.store.settings = { ...this.store.settings, ...JSON.parse(localStorage.getItem("tinychat.settings") || "{}") };
+      } catch {
+        // defaults
+      }
+    } else {
+      this.store.load();
+      this.store.watch();
+    }
     applyTheme(this.store.settings.theme);
-    this.vault = new ImageVault();
+    this.vault = shared ? new MemoryVault() : new ImageVault();
     this.documents = new DocumentVault();
     this.draft = null; // a new chat that becomes a stored conversation on its first message
     this.currentId = null;
 
     this.viewer = new ImageViewer();
     this.settings = new SettingsPanel(this.store, config, (patch) => this.changeCurrent(patch));
+    this.presets = new PresetsPanel(this.store, {
+      currentPrompt: () => byId("system-prompt").value,
+      onApply: (systemPrompt) => {
+        byId("system-prompt").value = systemPrompt;
+        this.changeCurrent({ systemPrompt });
+      },
+      onStart: (systemPrompt) => {
+        this.newChat();
+        this.changeCurrent({ systemPrompt });
+        this.settings.show(this.current);
+      },
+    });
     this.view = new ChatView(this.store, this.vault, this.viewer, {
       regenerate: (id) => this.session.regenerate(this.currentId, id),
       retry: (id) => this.session.regenerate(this.currentId, id),
       editAndResend: (id, text) => this.session.editAndResend(this.currentId, id, text),
+      switchBranch: (id) => this.store.switchBranch(this.currentId, id),
     });
     this.composer = new Composer({
       onSend: (text, attachment, documents) => this.send(text, attachment, documents),
-      onStop: () => this.session.stop(),
+      onStop: () => this.session.stop(this.currentId),
       onError: (message) => notify(message, "error"),
     });
     this.session = new ChatSession({
@@ -64,8 +114,6 @@ class App {
       vault: this.vault,
       documents: this.documents,
       settings: this.settings,
-      composer: this.composer,
-      view: this.view,
       config,
       notify,
     });
@@ -74,9 +122,20 @@ class App {
       onNew: () => this.newChat(),
       onDelete: (id) => this.remove(id),
     });
+    // Only the conversation in view drives the composer's Send/Stop and the view's actions;
+    // the sidebar marks every conversation that is answering.
+    this.session.addEventListener("activity", (e) => {
+      this.sidebar.setAnswering(this.session.answering);
+      if (e.detail.conversationId === this.currentId) this.showBusy();
+    });
 
     this.store.addEventListener("storage-error", (e) => notify(e.detail.message, "error"));
-    this.store.addEventListener("conversation", (e) => e.detail.id === this.currentId && this.showTitle());
+    this.store.addEventListener("conversation", (e) => {
+      if (e.detail.id !== this.currentId) return;
+      // Deleted in another tab: nothing left to show here.
+      if (e.detail.removed) this.newChat();
+      else this.showTitle();
+    });
     this.wireExports();
     this.wireKeys();
     this.wireSuggestions();
@@ -85,10 +144,49 @@ class App {
       for (const id of [...this.store.saveTimers.keys()]) this.store.flush(id);
     });
 
+    this.shareDialog = new ShareDialog({
+      current: () => (this.currentId ? this.store.get(this.currentId) : null),
+      vault: this.vault,
+      modelFor: (c) => this.settings.modelFor(c),
+    });
+    // A share link pasted into this tab opens it.
+    window.addEventListener("hashchange", () => isShareFragment(location.hash) && location.reload());
+
     this.sidebar.render();
+    if (shared) {
+      this.showShared(shared);
+      return;
+    }
     const last = localStorage.getItem(LAST_OPEN_KEY);
     if (last && this.store.get(last)) this.open(last);
     else this.newChat();
+  }
+
+  showShared({ conversation, pictures }) {
+    for (const picture of pictures) this.vault.put(picture.id, picture.data);
+    this.store.merge([conversation]);
+    document.documentElement.classList.add("read-only");
+    byId("shared-banner").hidden = false;
+    this.currentId = conversation.id;
+    this.settings.show(conversation);
+    this.view.show(conversation.id);
+    this.showTitle();
+    document.title = `${conversation.title} · shared · TinyChat`;
+    byId("save-copy").addEventListener("click", () => this.saveSharedCopy(conversation, pictures));
+    byId("save-copy").focus();
+  }
+
+  // Into this browser's own storage, as a new conversation; then the normal app opens it.
+  async saveSharedCopy(conversation, pictures) {
+    const own = new Store();
+    own.load();
+    const vault = new ImageVault();
+    for (const picture of pictures) await vault.put(picture.id, picture.data).catch((e) => notify(e.message, "error"));
+    const copy = { ...conversation, id: newId("c"), updatedAt: Date.now() };
+    own.merge([copy]);
+    if (own.unsaved.size) return; // storage-error already told the reader why
+    localStorage.setItem(LAST_OPEN_KEY, copy.id);
+    location.replace("/");
   }
 
   get current() {
@@ -98,6 +196,12 @@ class App {
   changeCurrent(patch) {
     if (this.currentId) this.store.update(this.currentId, patch);
     else Object.assign(this.draft, patch);
+  }
+
+  showBusy() {
+    const busy = Boolean(this.currentId) && this.session.isBusy(this.currentId);
+    this.composer.setBusy(busy);
+    this.view.setBusy(busy);
   }
 
   showTitle() {
@@ -116,7 +220,9 @@ class App {
     }
     this.sidebar.setActive(id);
     this.settings.show(this.current);
+    this.presets.reset();
     this.view.show(id);
+    this.showBusy();
     this.showTitle();
     this.composer.focus();
   }
@@ -126,13 +232,15 @@ class App {
     this.draft = blankConversation(this.store.settings);
     this.sidebar.setActive(null);
     this.settings.show(this.draft);
+    this.presets.reset();
     this.view.show(null);
+    this.showBusy();
     this.showTitle();
     this.composer.focus();
   }
 
   async send(text, attachment, documents = []) {
-    if (this.session.busy) return false;
+    if (this.currentId && this.session.isBusy(this.currentId)) return false;
     if (!this.currentId) {
       const { id, ...rest } = this.draft;
       this.open(this.store.create(rest).id);
@@ -141,7 +249,7 @@ class App {
   }
 
   remove(id) {
-    if (this.session.active?.conversationId === id) this.session.stop();
+    this.session.stop(id);
     const conversation = this.store.get(id);
     if (conversation) this.documents.remove(documentIdsOf(conversation)).catch(() => {});
     const images = this.store.remove(id);
@@ -181,11 +289,15 @@ class App {
       if (format === "json") {
         downloadFile(exportFileName(conversations, "json"), await exportJson(conversations, this.vault, this.documents), "application/json");
       } else {
-        downloadFile(exportFileName(conversations, "md"), exportMarkdown(conversations), "text/markdown");
+        downloadFile(exportFileName(conversations, "md"), exportMarkdown(conversations, (c) => this.settings.modelFor(c)), "text/markdown");
       }
     };
     byId("export-one-json").addEventListener("click", () => exportAs(one(), "json"));
     byId("export-one-md").addEventListener("click", () => exportAs(one(), "md"));
+    byId("share-open").addEventListener("click", () => {
+      closeMenu();
+      this.shareDialog.open();
+    });
     byId("export-all-json").addEventListener("click", () => exportAs(all(), "json"));
     byId("export-all-md").addEventListener("click", () => exportAs(all(), "md"));
 
@@ -205,7 +317,7 @@ class App {
         "Delete all",
       );
       if (!ok) return;
-      this.session.stop();
+      this.session.stopAll();
       this.documents.remove(this.store.list().flatMap(documentIdsOf)).catch(() => {});
       this.vault.remove(this.store.clearAll()).catch(() => {});
       this.newChat();
@@ -238,9 +350,9 @@ class App {
       if ((event.ctrlKey || event.metaKey) && !event.altKey && event.key.toLowerCase() === "k") {
         event.preventDefault();
         this.newChat();
-      } else if (event.key === "Escape" && this.session.busy && !document.querySelector("dialog[open]")) {
+      } else if (event.key === "Escape" && this.currentId && this.session.isBusy(this.currentId) && !document.querySelector("dialog[open]")) {
         event.preventDefault();
-        this.session.stop();
+        this.session.stop(this.currentId);
       }
     });
   }
@@ -256,4 +368,35 @@ class App {
   }
 }
 
-new App(await loadConfig());
+async function sharedConversation() {
+  if (!isShareFragment(location.hash)) return null;
+  try {
+    const payload = await readSharedLink(location.hash);
+    if (!payload) return null;
+    const [parsed] = parseImport(JSON.stringify({ conversations: [asImportable(payload)] }));
+    return parsed;
+  } catch (error) {
+    const reason = error instanceof ShareError || error instanceof ImportError ? error.message : `Could not open the link: ${error.message}`;
+    notify(reason, "error");
+    return null;
+  }
+}
+
+// Installable, and the shell opens offline (web/sw.js). The worker is told what this page
+// loaded, so every module is cached without a list kept by hand.
+async function registerServiceWorker() {
+  if (!("serviceWorker" in navigator)) return;
+  try {
+    await navigator.serviceWorker.register("/sw.js");
+    const registration = await navigator.serviceWorker.ready;
+    const loaded = performance.getEntriesByType("resource").map((entry) => entry.name);
+    registration.active?.postMessage({ cache: [location.pathname, ...loaded] });
+  } catch {
+    // No worker (private mode, plain http on a LAN address): the app works online as before.
+  }
+}
+
+const config = await loadConfig();
+new App(config, await sharedConversation());
+if (document.readyState === "complete") registerServiceWorker();
+else window.addEventListener("load", registerServiceWorker, { once: true });

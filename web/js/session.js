@@ -1,5 +1,7 @@
-// Runs the requests of a conversation: send, stop, regenerate, edit & resend, retry.
-// Each stream's events go into the store; the views follow the store.
+// Runs the requests of the conversations: send, stop, regenerate, edit & resend, retry.
+// Each conversation streams on its own, several at once; each stream's events go into the
+// store and the views follow the store. The session is an EventTarget:
+//   "activity" {conversationId, busy}   a conversation started or finished answering
 
 import { ApiError, streamChat } from "./api.js";
 import { bodyWithDocuments, documentIdsOf, inlineDocuments } from "./documents.js";
@@ -9,21 +11,24 @@ function base64Of(dataUri) {
   return dataUri.slice(dataUri.indexOf(",") + 1);
 }
 
-export class ChatSession {
-  constructor({ store, vault, documents, settings, composer, view, config, notify }) {
+export class ChatSession extends EventTarget {
+  constructor({ store, vault, documents, settings, config, notify }) {
+    super();
     this.store = store;
     this.vault = vault;
     this.documents = documents; // DocumentVault: the attached documents' texts
     this.settings = settings;
-    this.composer = composer;
-    this.view = view;
     this.config = config;
     this.notify = notify;
-    this.active = null; // {conversationId, messageId, controller}
+    this.active = new Map(); // conversationId → {messageId, controller}
   }
 
-  get busy() {
-    return this.active !== null;
+  isBusy(conversationId) {
+    return this.active.has(conversationId);
+  }
+
+  get answering() {
+    return new Set(this.active.keys());
   }
 
   tooLong(text) {
@@ -64,7 +69,7 @@ export class ChatSession {
   }
 
   async send(conversationId, text, attachment, documents = []) {
-    if (this.busy || this.tooLong(text)) return false;
+    if (this.isBusy(conversationId) || this.tooLong(text)) return false;
     if (!this.documentsFit(this.store.get(conversationId), text, documents)) return false;
     const message = { role: "user", content: text };
     if (documents.length) {
@@ -93,32 +98,29 @@ export class ChatSession {
     return true;
   }
 
-  stop() {
-    this.active?.controller.abort();
+  stop(conversationId) {
+    this.active.get(conversationId)?.controller.abort();
   }
 
-  dropFrom(conversationId, messageId) {
-    const conversation = this.store.get(conversationId);
-    const index = conversation.messages.findIndex((m) => m.id === messageId);
-    const documents = index < 0 ? [] : documentIdsOf({ messages: conversation.messages.slice(index) });
-    const orphans = this.store.truncateFrom(conversationId, messageId);
-    this.vault.remove(orphans).catch(() => {});
-    this.documents.remove(documents).catch(() => {});
+  stopAll() {
+    for (const { controller } of this.active.values()) controller.abort();
   }
 
+  // Regenerate and retry: the answer (and whatever followed it) stays as a branch.
   regenerate(conversationId, messageId) {
-    if (this.busy) return;
-    this.dropFrom(conversationId, messageId);
-    this.run(conversationId);
+    if (this.isBusy(conversationId)) return;
+    if (this.store.fork(conversationId, messageId)) this.run(conversationId);
   }
 
+  // The edited text becomes a new version of the message; the old one and its answers stay
+  // as a branch.
   editAndResend(conversationId, messageId, text) {
-    if (this.busy || this.tooLong(text)) return;
-    const conversation = this.store.get(conversationId);
-    const index = conversation.messages.findIndex((m) => m.id === messageId);
-    const next = conversation.messages[index + 1];
-    this.store.updateMessage(conversationId, messageId, { content: text });
-    if (next) this.dropFrom(conversationId, next.id);
+    if (this.isBusy(conversationId) || this.tooLong(text)) return;
+    const original = this.store.findMessage(conversationId, messageId);
+    if (!original || !this.store.fork(conversationId, messageId)) return;
+    const edited = { role: "user", content: text };
+    if (original.image) edited.image = { ...original.image };
+    this.store.addMessage(conversationId, edited);
     this.run(conversationId);
   }
 
@@ -169,9 +171,8 @@ export class ChatSession {
     const conversation = this.store.get(conversationId);
     const answer = this.store.addMessage(conversationId, { role: "assistant", state: "streaming" });
     const controller = new AbortController();
-    this.active = { conversationId, messageId: answer.id, controller };
-    this.composer.setBusy(true);
-    this.view.setStreaming(answer.id);
+    this.active.set(conversationId, { messageId: answer.id, controller });
+    this.dispatchEvent(new CustomEvent("activity", { detail: { conversationId, busy: true } }));
     const update = (patch, streaming = true) => this.store.updateMessage(conversationId, answer.id, patch, { streaming });
     let final = { state: "done" };
     try {
@@ -184,10 +185,9 @@ export class ChatSession {
     } catch (error) {
       final = this.failure(error, controller, Boolean(conversation.rlm));
     } finally {
-      this.active = null;
-      update({ status: undefined, ...final }, false);
-      this.composer.setBusy(false);
-      this.view.setStreaming(null);
+      this.active.delete(conversationId);
+      update({ status: undefined, finishedAt: Date.now(), ...final }, false);
+      this.dispatchEvent(new CustomEvent("activity", { detail: { conversationId, busy: false } }));
     }
   }
 

@@ -5,7 +5,12 @@
 //   "message"  {conversationId, messageId}  one message changed (streaming)
 //   "settings" the user's settings changed
 //   "storage-error" {message}   something could not be saved; it stays in memory
+// Another tab's saves arrive through the `storage` event (see watch) and are merged in, never
+// overwritten: each saved copy carries a `rev`, and a save that finds a rev it has not seen
+// first merges that copy (branches.js mergeCopies). Messages form a tree (see branches.js):
+// `messages` is the path on screen, `branches` the rest.
 
+import { SCHEMA_VERSION, allMessages, forkAt, mergeCopies, migrate, switchTo } from "./branches.js";
 import { newId } from "./images.js";
 
 const PREFIX = "tinychat.conversation.";
@@ -18,6 +23,7 @@ export const DEFAULT_SETTINGS = Object.freeze({
   temperature: null,
   markdown: true,
   showRlmThinking: true,
+  presets: [], // prompt presets, see ui/presets.js
 });
 
 function isQuotaError(error) {
@@ -43,7 +49,9 @@ export function blankConversation(settings, overrides = {}) {
     temperature: settings.temperature,
     markdown: settings.markdown,
     rlm: false,
+    version: SCHEMA_VERSION,
     messages: [],
+    branches: [],
     ...overrides,
   };
 }
@@ -57,6 +65,56 @@ export class Store extends EventTarget {
     this.unsaved = new Set();
     this.saveTimers = new Map();
     this.settingsUnsaved = false;
+    this.revs = new Map(); // conversation id → the rev of the copy in storage this tab knows
+    this.live = new Set(); // ids of the messages this tab is streaming into (it owns them)
+  }
+
+  // Follows the other tabs' saves. Called once by the app (tests build stores without it).
+  watch(target = window) {
+    target.addEventListener("storage", (event) => {
+      if (event.storageArea && event.storageArea !== this.storage) return;
+      if (event.key === null) this.reloadAll();
+      else if (event.key === SETTINGS_KEY) this.reloadSettings(event.newValue);
+      else if (event.key.startsWith(PREFIX)) this.receive(event.key.slice(PREFIX.length), event.newValue);
+    });
+  }
+
+  reloadSettings(raw) {
+    try {
+      this.settings = { ...DEFAULT_SETTINGS, ...JSON.parse(raw || "{}") };
+    } catch {
+      return;
+    }
+    this.emit("settings");
+  }
+
+  reloadAll() {
+    for (const id of [...this.conversations.keys()]) this.receive(id, this.storage.getItem(PREFIX + id));
+  }
+
+  // Another tab saved (or deleted) conversation `id`: take its copy, keeping what only this
+  // tab has and the messages it is streaming.
+  receive(id, raw) {
+    const local = this.conversations.get(id);
+    if (raw === null) {
+      if (!local) return;
+      this.conversations.delete(id);
+      this.revs.delete(id);
+      this.emit("list");
+      this.emit("conversation", { id, removed: true });
+      return;
+    }
+    const incoming = readConversation(raw);
+    if (!incoming) return;
+    this.revs.set(id, incoming.rev);
+    if (local) {
+      const merged = mergeCopies(incoming, local, (messageId) => this.live.has(messageId));
+      Object.assign(local, merged);
+    } else {
+      this.conversations.set(id, incoming);
+    }
+    this.emit("conversation", { id });
+    this.emit("list");
   }
 
   load() {
@@ -69,18 +127,15 @@ export class Store extends EventTarget {
     for (let i = 0; i < this.storage.length; i++) {
       const key = this.storage.key(i);
       if (!key?.startsWith(PREFIX)) continue;
-      try {
-        const conversation = JSON.parse(this.storage.getItem(key));
-        if (conversation?.id && Array.isArray(conversation.messages)) {
-          // A stream cannot survive a reload: whatever was in flight is now cut off.
-          for (const message of conversation.messages) {
-            if (message.state === "streaming") message.state = "cutoff";
-            delete message.status;
-          }
-          this.conversations.set(conversation.id, conversation);
+      const conversation = readConversation(this.storage.getItem(key));
+      if (conversation) {
+        // A stream cannot survive a reload: whatever was in flight is now cut off.
+        for (const message of allMessages(conversation)) {
+          if (message.state === "streaming") message.state = "cutoff";
+          delete message.status;
         }
-      } catch {
-        // One unreadable entry must not hide all the others.
+        this.conversations.set(conversation.id, conversation);
+        this.revs.set(conversation.id, conversation.rev);
       }
     }
   }
@@ -98,11 +153,21 @@ export class Store extends EventTarget {
 
   // ---- persistence -------------------------------------------------------------------
 
+  // Writes one conversation. When storage holds a copy this tab has not seen (another tab
+  // saved since), that copy is merged in first, so neither tab's messages are lost.
   persist(id) {
     const conversation = this.conversations.get(id);
     try {
-      if (conversation) this.storage.setItem(PREFIX + id, JSON.stringify(conversation));
-      else this.storage.removeItem(PREFIX + id);
+      if (conversation) {
+        this.mergeUnseenCopy(conversation);
+        conversation.rev = newId("r");
+        // `rev` first, so a later save can tell a foreign copy from the first bytes.
+        this.storage.setItem(PREFIX + id, JSON.stringify({ rev: conversation.rev, ...conversation }));
+        this.revs.set(id, conversation.rev);
+      } else {
+        this.storage.removeItem(PREFIX + id);
+        this.revs.delete(id);
+      }
       this.unsaved.delete(id);
     } catch (error) {
       this.unsaved.add(id);
@@ -114,13 +179,26 @@ export class Store extends EventTarget {
       if (other === id) continue;
       try {
         const pending = this.conversations.get(other);
-        if (pending) this.storage.setItem(PREFIX + other, JSON.stringify(pending));
+        if (pending) {
+          this.mergeUnseenCopy(pending);
+          this.storage.setItem(PREFIX + other, JSON.stringify({ rev: pending.rev, ...pending }));
+          this.revs.set(other, pending.rev);
+        }
         this.unsaved.delete(other);
       } catch {
         break;
       }
     }
     return true;
+  }
+
+  mergeUnseenCopy(conversation) {
+    const known = this.revs.get(conversation.id);
+    const raw = this.storage.getItem(PREFIX + conversation.id);
+    if (raw === null || (known && raw.startsWith(`{"rev":"${known}"`))) return;
+    const stored = readConversation(raw);
+    // Ours is the newer copy; theirs wins only for a message another tab is streaming.
+    if (stored && stored.rev !== known) mergeCopies(conversation, stored, (messageId) => !this.live.has(messageId));
   }
 
   persistSoon(id) {
@@ -218,7 +296,9 @@ export class Store extends EventTarget {
 
   addMessage(conversationId, message) {
     const conversation = this.conversations.get(conversationId);
-    const full = { id: newId("m"), createdAt: Date.now(), content: "", ...message };
+    const parentId = conversation.messages.at(-1)?.id ?? null;
+    const full = { id: newId("m"), createdAt: Date.now(), content: "", ...message, parentId };
+    if (full.state === "streaming") this.live.add(full.id);
     conversation.messages.push(full);
     conversation.updatedAt = Date.now();
     if (full.role === "user" && !conversation.titleSetByUser && conversation.messages.length <= 2) {
@@ -230,12 +310,17 @@ export class Store extends EventTarget {
     return full;
   }
 
+  // Looks on the path first, then in the branches (an answer keeps streaming into a version
+  // the user switched away from).
   findMessage(conversationId, messageId) {
-    return this.conversations.get(conversationId)?.messages.find((m) => m.id === messageId) || null;
+    const conversation = this.conversations.get(conversationId);
+    if (!conversation) return null;
+    return conversation.messages.find((m) => m.id === messageId) || conversation.branches?.find((m) => m.id === messageId) || null;
   }
 
   // `streaming: true` defers the save (see persistSoon); the final update saves at once.
   updateMessage(conversationId, messageId, patch, { streaming = false } = {}) {
+    if (!streaming) this.live.delete(messageId);
     const message = this.findMessage(conversationId, messageId);
     if (!message) return null;
     Object.assign(message, patch);
@@ -267,17 +352,24 @@ export class Store extends EventTarget {
     this.emit("message", { conversationId, messageId });
   }
 
-  // Drops a message and all that follows it (edit & resend, regenerate); returns the
-  // image ids no longer referenced.
-  truncateFrom(conversationId, messageId) {
+  // Regenerate, retry, edit & resend: the path from `messageId` on becomes a branch; the
+  // next addMessage adds the new version. Returns false when the message is not shown.
+  fork(conversationId, messageId) {
     const conversation = this.conversations.get(conversationId);
-    const index = conversation.messages.findIndex((m) => m.id === messageId);
-    if (index < 0) return [];
-    const dropped = conversation.messages.splice(index);
+    if (!conversation || !forkAt(conversation, messageId)) return false;
     conversation.updatedAt = Date.now();
     this.persist(conversationId);
     this.emit("conversation", { id: conversationId });
-    return imageIdsOf({ messages: dropped });
+    return true;
+  }
+
+  // `‹ 2/3 ›`: shows another version of a message and the branch below it.
+  switchBranch(conversationId, messageId) {
+    const conversation = this.conversations.get(conversationId);
+    if (!conversation || !switchTo(conversation, messageId)) return false;
+    this.persist(conversationId);
+    this.emit("conversation", { id: conversationId });
+    return true;
   }
 
   // ---- import ----------------------------------------------------------------------
@@ -292,7 +384,7 @@ export class Store extends EventTarget {
         report.duplicates++;
         continue;
       }
-      const conversation = { ...incoming };
+      const conversation = migrate({ ...incoming });
       if (existing || !conversation.id) {
         conversation.id = newId("c");
         conversation.title = `${incoming.title} (imported)`;
@@ -337,7 +429,7 @@ export function mergeRlmStep(steps, step) {
 
 export function imageIdsOf(conversation) {
   const ids = [];
-  for (const m of conversation.messages) {
+  for (const m of allMessages(conversation)) {
     if (m.image?.id) ids.push(m.image.id);
     if (m.generated?.id) ids.push(m.generated.id);
   }
@@ -345,6 +437,22 @@ export function imageIdsOf(conversation) {
 }
 
 function sameContent(a, b) {
-  if (a.messages.length !== b.messages.length) return false;
-  return a.messages.every((m, i) => m.role === b.messages[i].role && m.content === b.messages[i].content);
+  const mine = allMessages(a);
+  const theirs = allMessages(b);
+  if (mine.length !== theirs.length) return false;
+  return mine.every((m, i) => m.role === theirs[i].role && m.content === theirs[i].content);
+}
+
+// A stored conversation, brought to the current shape, or null when it is unreadable (one
+// broken entry must never hide the others).
+function readConversation(raw) {
+  let conversation;
+  try {
+    conversation = JSON.parse(raw);
+  } catch {
+    return null;
+  }
+  if (!conversation?.id || !Array.isArray(conversation.messages)) return null;
+  migrate(conversation);
+  return conversation;
 }

@@ -1,7 +1,8 @@
-// Export and import. JSON exports carry the pictures inline (data URIs) and the attached
-// documents' texts, so a file restores everything on another browser; Markdown exports are
-// for reading.
+// Export and import. JSON exports carry every branch, the pictures inline (data URIs) and the
+// attached documents' texts, so a file restores everything on another browser; Markdown
+// exports are for reading: the path on screen only.
 
+import { migrate } from "./branches.js";
 import { newId } from "./images.js";
 
 export const FORMAT = "tinychat-conversations";
@@ -11,29 +12,34 @@ const MAX_DOCUMENT_CHARS = 256 * 1024 * 1024;
 
 export async function exportJson(conversations, vault, documents = null) {
   const out = [];
+  const embed = async (message) => {
+    const copy = { ...message };
+    delete copy.status;
+    if (message.image?.id) copy.image = { ...message.image, data: await vault.get(message.image.id) };
+    if (message.generated?.id) copy.generated = { ...message.generated, data: await vault.get(message.generated.id) };
+    if (message.attachments?.length && documents) {
+      copy.attachments = [];
+      for (const a of message.attachments) copy.attachments.push({ ...a, text: await documents.getText(a.id) });
+    }
+    return copy;
+  };
   for (const conversation of conversations) {
     const messages = [];
-    for (const message of conversation.messages) {
-      const copy = { ...message };
-      delete copy.status;
-      if (message.image?.id) copy.image = { ...message.image, data: await vault.get(message.image.id) };
-      if (message.generated?.id) copy.generated = { ...message.generated, data: await vault.get(message.generated.id) };
-      if (message.attachments?.length && documents) {
-        copy.attachments = [];
-        for (const a of message.attachments) copy.attachments.push({ ...a, text: await documents.getText(a.id) });
-      }
-      messages.push(copy);
-    }
-    out.push({ ...conversation, messages });
+    for (const message of conversation.messages) messages.push(await embed(message));
+    const branches = [];
+    for (const message of conversation.branches || []) branches.push(await embed(message));
+    const { rev: _rev, ...rest } = conversation;
+    out.push({ ...rest, messages, branches });
   }
-  return JSON.stringify({ format: FORMAT, version: 1, exportedAt: new Date().toISOString(), conversations: out }, null, 2);
+  return JSON.stringify({ format: FORMAT, version: 2, exportedAt: new Date().toISOString(), conversations: out }, null, 2);
 }
 
-export function exportMarkdown(conversations) {
+// `modelFor(conversation)` names the model a conversation without its own choice uses.
+export function exportMarkdown(conversations, modelFor = (c) => c.model) {
   const parts = [];
   for (const c of conversations) {
     parts.push(`# ${c.title}\n`);
-    parts.push(`_${new Date(c.createdAt).toLocaleString()} · ${c.model || "default model"}_\n`);
+    parts.push(`_${new Date(c.createdAt).toLocaleString()} · ${modelFor(c) || c.model || "default model"}_\n`);
     if (c.systemPrompt) parts.push(`> **System:** ${c.systemPrompt.replace(/\n/g, "\n> ")}\n`);
     for (const m of c.messages) {
       parts.push(`## ${m.role === "user" ? "You" : m.role === "assistant" ? "Assistant" : "System"}\n`);
@@ -76,7 +82,9 @@ function validMessage(raw, where) {
     role: raw.role,
     content: text(raw.content, `${where}.content`),
     createdAt: Number.isFinite(raw.createdAt) ? raw.createdAt : Date.now(),
+    parentId: typeof raw.parentId === "string" ? raw.parentId.slice(0, 64) : null,
   };
+  if (Number.isFinite(raw.leftAt)) message.leftAt = raw.leftAt;
   const state = ["done", "cutoff", "error", "stopped"].includes(raw.state) ? raw.state : raw.state === "streaming" ? "cutoff" : undefined;
   if (state) message.state = state;
   if (raw.error && typeof raw.error.message === "string") message.error = { message: raw.error.message.slice(0, 2000), code: String(raw.error.code || "error") };
@@ -118,10 +126,17 @@ function validConversation(raw, index) {
   const where = `conversation ${index + 1}`;
   if (!raw || typeof raw !== "object") throw new ImportError(`${where} is not an object`);
   if (!Array.isArray(raw.messages)) throw new ImportError(`${where} has no messages list`);
+  if (raw.branches !== undefined && !Array.isArray(raw.branches)) throw new ImportError(`${where} has a broken branches list`);
   const pictures = [];
   const documents = [];
   const messages = raw.messages.map((m, i) => {
     const valid = validMessage(m, `${where}, message ${i + 1}`);
+    pictures.push(...valid.pictures);
+    documents.push(...valid.documents);
+    return valid.message;
+  });
+  const branches = (raw.branches || []).map((m, i) => {
+    const valid = validMessage(m, `${where}, branch message ${i + 1}`);
     pictures.push(...valid.pictures);
     documents.push(...valid.documents);
     return valid.message;
@@ -139,8 +154,9 @@ function validConversation(raw, index) {
     markdown: raw.markdown !== false,
     rlm: raw.rlm === true,
     messages,
+    branches,
   };
-  return { conversation, pictures, documents };
+  return { conversation: migrate(conversation), pictures, documents };
 }
 
 // Reads an export (or a bare list or single conversation). Every conversation is checked

@@ -1,6 +1,7 @@
 // The message column. Messages are <li data-id> updated in place; while an answer streams,
 // its element is re-rendered at most once per animation frame, however fast events come.
 
+import { versionsOf } from "../branches.js";
 import { copyText } from "../render/code.js";
 import { renderMarkdownInto, renderPlainInto, warmUpRenderer } from "../render/markdown.js";
 import { renderTimeline } from "../render/timeline.js";
@@ -10,6 +11,20 @@ import { renderAttachmentChips } from "./attachments.js";
 import { renderTrace, traceSignature } from "./rlm.js";
 
 const NEAR_BOTTOM_PX = 80;
+// Opening a long conversation renders the newest messages at once and the older ones as
+// plain text, upgraded to markdown/code/math as they come near the viewport.
+const EAGER_MESSAGES = 6;
+const LAZY_MARGIN = "600px 0px";
+// A user message longer than this is shown collapsed, with "Show more".
+const COLLAPSE_CHARS = 1500;
+const COLLAPSE_LINES = 16;
+
+function isLong(text) {
+  if (text.length > COLLAPSE_CHARS) return true;
+  let lines = 1;
+  for (let i = text.indexOf("\n"); i >= 0 && lines <= COLLAPSE_LINES; i = text.indexOf("\n", i + 1)) lines++;
+  return lines > COLLAPSE_LINES;
+}
 
 // Looks among direct children only: a querySelector that misses walks the element's whole
 // subtree, and a long answer is tens of thousands of nodes, on every frame of a stream.
@@ -35,9 +50,9 @@ export class ChatView {
     this.store = store;
     this.vault = vault;
     this.viewer = viewer;
-    this.actions = actions; // {regenerate(id), retry(id), editAndResend(id, text)}
+    this.actions = actions; // {regenerate(id), retry(id), editAndResend(id, text), switchBranch(id)}
     this.conversationId = null;
-    this.streamingId = null;
+    this.busy = false; // the conversation in view is answering
     this.list = byId("message-list");
     this.scroller = byId("messages");
     this.empty = byId("empty-state");
@@ -45,6 +60,18 @@ export class ChatView {
     this.frame = 0;
     this.rendered = new WeakMap(); // element → what it last showed, to skip needless work
     this.stickToBottom = true;
+    this.expanded = new Set(); // ids of long user messages the reader opened
+    this.deferred = new WeakSet(); // items shown as plain text until they near the viewport
+    this.lazy = new IntersectionObserver((entries) => this.renderNear(entries), {
+      root: this.scroller,
+      rootMargin: LAZY_MARGIN,
+    });
+    this.jump = byId("jump-latest");
+    this.jump.addEventListener("click", () => {
+      this.stickToBottom = true;
+      this.scrollToBottom();
+      this.showJump();
+    });
 
     store.addEventListener("conversation", (e) => e.detail.id === this.conversationId && this.renderAll());
     store.addEventListener("message", (e) => {
@@ -54,6 +81,7 @@ export class ChatView {
     this.scroller.addEventListener("scroll", () => {
       const gap = this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight;
       this.stickToBottom = gap < NEAR_BOTTOM_PX;
+      this.showJump();
     });
     this.list.addEventListener("click", (event) => this.onClick(event));
     if (window.requestIdleCallback) warmUpRenderer((step) => requestIdleCallback(step, { timeout: 2000 }));
@@ -62,14 +90,39 @@ export class ChatView {
 
   show(conversationId) {
     this.conversationId = conversationId;
+    this.lazy.disconnect();
     this.list.replaceChildren();
     this.stickToBottom = true;
-    this.renderAll();
+    this.renderAll({ lazily: true });
     this.scrollToBottom();
   }
 
-  setStreaming(messageId) {
-    this.streamingId = messageId;
+  renderNear(entries) {
+    const conversation = this.store.get(this.conversationId);
+    if (!conversation) return;
+    for (const entry of entries) {
+      if (!entry.isIntersecting) continue;
+      const item = entry.target;
+      this.lazy.unobserve(item);
+      if (!this.deferred.has(item)) continue;
+      this.deferred.delete(item);
+      const message = conversation.messages.find((m) => m.id === item.dataset.id);
+      if (message) this.update(item, message, conversation);
+    }
+    if (this.stickToBottom) this.scrollToBottom();
+  }
+
+  // A placeholder that reads right (plain text) and costs almost nothing to build.
+  defer(item, message) {
+    this.deferred.add(item);
+    const { content } = partsOf(item);
+    content.replaceChildren(el("div", { className: "plain-text", text: message.content }));
+    this.lazy.observe(item);
+  }
+
+  setBusy(busy) {
+    if (this.busy === busy) return;
+    this.busy = busy;
     this.renderAll();
   }
 
@@ -89,6 +142,16 @@ export class ChatView {
     }
     this.pending.clear();
     if (this.stickToBottom) this.scrollToBottom();
+    this.showJump();
+  }
+
+  // "Jump to latest" appears while the reader is away from the end of a growing answer, or
+  // far from the end of a long conversation.
+  showJump() {
+    const gap = this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight;
+    const away = this.busy ? !this.stickToBottom : gap > this.scroller.clientHeight;
+    if (this.jump.hidden === !away) return;
+    this.jump.hidden = !away;
   }
 
   itemFor(messageId) {
@@ -100,21 +163,28 @@ export class ChatView {
     this.scroller.scrollTop = this.scroller.scrollHeight;
   }
 
-  renderAll() {
+  renderAll({ lazily = false } = {}) {
     const conversation = this.store.get(this.conversationId);
     const messages = conversation ? conversation.messages.filter((m) => m.role !== "system") : [];
     this.empty.hidden = messages.length > 0;
     const existing = new Map([...this.list.children].map((item) => [item.dataset.id, item]));
+    const eagerFrom = lazily ? messages.length - EAGER_MESSAGES : 0;
     messages.forEach((message, index) => {
       let item = existing.get(message.id);
       existing.delete(message.id);
-      if (!item) item = this.create(message);
+      const fresh = !item;
+      if (fresh) item = this.create(message);
       if (this.list.children[index] !== item) this.list.insertBefore(item, this.list.children[index] || null);
-      this.update(item, message, conversation);
+      if (fresh && index < eagerFrom && message.state !== "streaming") this.defer(item, message);
+      else if (!this.deferred.has(item)) this.update(item, message, conversation);
     });
-    for (const item of existing.values()) item.remove();
-    byId("messages").setAttribute("aria-busy", String(Boolean(this.streamingId)));
+    for (const item of existing.values()) {
+      this.lazy.unobserve(item);
+      item.remove();
+    }
+    this.scroller.setAttribute("aria-busy", String(this.busy));
     if (this.stickToBottom) this.scrollToBottom();
+    this.showJump();
   }
 
   create(message) {
@@ -138,10 +208,13 @@ export class ChatView {
   }
 
   update(item, message, conversation) {
+    this.deferred.delete(item);
     const streaming = message.state === "streaming";
     const showThinking = this.store.settings.showRlmThinking;
     const markdown = conversation.markdown !== false;
+    const versions = versionsOf(conversation, message);
     const key = [
+      `${versions.index}/${versions.versions.length}`,
       message.content.length,
       message.state,
       message.status,
@@ -151,8 +224,9 @@ export class ChatView {
       markdown,
       showThinking,
       this.isLastAssistant(message, conversation),
-      Boolean(this.streamingId),
+      this.busy,
       item.classList.contains("editing"),
+      this.expanded.has(message.id),
     ].join("|");
     if (this.rendered.get(item) === key) return;
     this.rendered.set(item, key);
@@ -164,8 +238,13 @@ export class ChatView {
       this.ensureUploadedImage(extras, message);
       renderAttachmentChips(extras, message);
       renderPlainInto(content, message.content);
+      this.updateCollapse(main, bubble, message);
     } else {
-      renderTrace(extras, message.rlm, showThinking);
+      renderTrace(extras, message.rlm, showThinking, {
+        startedAt: message.createdAt,
+        finishedAt: message.finishedAt,
+        working: streaming,
+      });
       renderTimeline(extras, message);
       this.ensureGeneratedImage(extras, message);
       if (markdown) renderMarkdownInto(content, message.content);
@@ -174,7 +253,25 @@ export class ChatView {
     bubble.hidden = message.role === "assistant" && !message.content && !streaming && !message.status;
     this.updateStatus(bubble, message, streaming);
     this.updateProblem(main, footer, message);
-    this.updateFooter(footer, message, conversation);
+    this.updateFooter(footer, message, conversation, versions);
+  }
+
+  updateCollapse(main, bubble, message) {
+    let toggle = childOf(main, "show-more");
+    if (!isLong(message.content)) {
+      bubble.classList.remove("collapsed");
+      toggle?.remove();
+      return;
+    }
+    const open = this.expanded.has(message.id);
+    if (!toggle) {
+      toggle = el("button", { type: "button", className: "show-more" });
+      toggle.dataset.action = "toggle-long";
+      bubble.after(toggle);
+    }
+    bubble.classList.toggle("collapsed", !open);
+    toggle.textContent = open ? "Show less" : `Show more (${message.content.length.toLocaleString()} characters)`;
+    toggle.setAttribute("aria-expanded", String(open));
   }
 
   ensureUploadedImage(extras, message) {
@@ -261,18 +358,35 @@ export class ChatView {
     return null;
   }
 
-  updateFooter(footer, message, conversation) {
+  updateFooter(footer, message, conversation, versions) {
     footer.replaceChildren();
     if (message.state === "streaming") return;
-    const busy = Boolean(this.streamingId);
+    const busy = this.busy;
+    if (versions.versions.length > 1) footer.append(this.versionSwitcher(versions, busy));
     if (message.content) footer.append(iconButton("copy", "Copy message", "copy"));
     if (message.role === "user" && !busy) footer.append(iconButton("edit", "Edit and resend", "edit"));
     if (this.isLastAssistant(message, conversation) && !busy) {
       footer.append(iconButton("regenerate", "Regenerate answer", "regenerate"));
     }
-    if (message.usage?.total_tokens) {
-      footer.append(el("span", { className: "usage", text: `${message.usage.total_tokens} tokens` }));
+    // The answer's own tokens: prompt + answer grows with every turn and says little.
+    const usage = message.usage;
+    const answerTokens = usage?.completion_tokens ?? usage?.total_tokens;
+    if (answerTokens) {
+      const prompt = Number.isFinite(usage.prompt_tokens) ? `${usage.prompt_tokens.toLocaleString("en")} in the prompt, ` : "";
+      footer.append(el("span", { className: "usage", text: `${answerTokens} tokens`, title: `${prompt}${answerTokens.toLocaleString("en")} in the answer` }));
     }
+  }
+
+  // `‹ 2/3 ›`: the versions of a message (regenerated, retried or edited); switching is
+  // refused while the conversation answers, whose answer belongs to the path on screen.
+  versionSwitcher({ versions, index }, busy) {
+    const previous = iconButton("chevron-left", "Previous version", "version", { disabled: busy || index === 0 });
+    const next = iconButton("chevron-right", "Next version", "version", { disabled: busy || index === versions.length - 1 });
+    if (index > 0) previous.dataset.target = versions[index - 1].id;
+    if (index < versions.length - 1) next.dataset.target = versions[index + 1].id;
+    const label = el("span", { className: "version-label", text: `${index + 1}/${versions.length}` });
+    label.setAttribute("aria-label", `Version ${index + 1} of ${versions.length}`);
+    return el("span", { className: "versions", role: "group", "aria-label": "Versions of this message" }, [previous, label, next]);
   }
 
   async onClick(event) {
@@ -305,6 +419,14 @@ export class ChatView {
         break;
       case "retry":
         this.actions.retry(id);
+        break;
+      case "toggle-long":
+        if (this.expanded.has(id)) this.expanded.delete(id);
+        else this.expanded.add(id);
+        this.update(item, message, this.store.get(this.conversationId));
+        break;
+      case "version":
+        if (button.dataset.target) this.actions.switchBranch(button.dataset.target);
         break;
       case "toggle-thinking":
         this.store.saveSettings({ showRlmThinking: !this.store.settings.showRlmThinking });

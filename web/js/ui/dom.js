@@ -28,6 +28,9 @@ const ICONS = {
   trash: ["M5 7h14", "M10 7V4h4v3", "M7 7l1 13h8l1-13"],
   pencil: ["M4 20h4L19 9l-4-4L4 16z"],
   download: ["M12 4v11", "M7 10l5 5 5-5", "M5 19h14"],
+  "chevron-left": ["M15 6l-6 6 6 6"],
+  "chevron-right": ["M9 6l6 6-6 6"],
+  close: ["M6 6l12 12", "M18 6L6 18"],
 };
 
 export function icon(name) {
@@ -49,15 +52,47 @@ export function iconButton(name, label, action, extra = {}) {
   return button;
 }
 
-let toastCount = 0;
+// Notifications sit at the top of the message column, never over the composer. One with the
+// same text and kind as a visible one refreshes it (and counts "×2") instead of stacking; each
+// has a close button, pauses while hovered or focused, and is announced: errors assertively
+// (#toasts-alert, role=alert), the rest politely (#toasts-status, role=status).
+const visibleToasts = new Map(); // kind + text → {item, timer, count, timeout}
+
+function armToast(entry) {
+  clearTimeout(entry.timer);
+  if (entry.timeout) entry.timer = setTimeout(() => dismissToast(entry), entry.timeout);
+}
+
+function dismissToast(entry) {
+  clearTimeout(entry.timer);
+  entry.item.remove();
+  visibleToasts.delete(entry.key);
+}
 
 export function toast(message, { kind = "info", timeout = 5000 } = {}) {
-  const region = byId("toasts");
-  const item = el("div", { className: `toast ${kind}`, role: kind === "error" ? "alert" : null, text: message });
-  item.dataset.toast = String(++toastCount);
-  region.append(item);
-  if (timeout) setTimeout(() => item.remove(), timeout);
-  item.addEventListener("click", () => item.remove());
+  const key = `${kind}\n${message}`;
+  const known = visibleToasts.get(key);
+  if (known) {
+    known.count++;
+    known.item.querySelector(".toast-count").textContent = `×${known.count}`;
+    armToast(known);
+    return known.item;
+  }
+  const close = el("button", { type: "button", className: "toast-close", "aria-label": "Dismiss notification", title: "Dismiss" }, [icon("close")]);
+  const item = el("div", { className: `toast ${kind}` }, [
+    el("span", { className: "toast-text", text: message }),
+    el("span", { className: "toast-count", "aria-hidden": "true" }),
+    close,
+  ]);
+  const entry = { key, item, timer: 0, count: 1, timeout };
+  visibleToasts.set(key, entry);
+  close.addEventListener("click", () => dismissToast(entry));
+  item.addEventListener("mouseenter", () => clearTimeout(entry.timer));
+  item.addEventListener("mouseleave", () => armToast(entry));
+  item.addEventListener("focusin", () => clearTimeout(entry.timer));
+  item.addEventListener("focusout", () => armToast(entry));
+  byId(kind === "error" ? "toasts-alert" : "toasts-status").append(item);
+  armToast(entry);
   return item;
 }
 

@@ -4,6 +4,8 @@
 // the store only ever changes the last step, so a reasoning delta appends its new characters
 // to the open step's text node instead of rebuilding anything. All text goes in through
 // textContent; highlighted code passes DOMPurify. "Thinking" (reasoning) can be hidden.
+// The whole trace is folded into one summary line ("Worked for 4.2 s · 3 steps · 1 sub-call")
+// that opens into the steps; the answer below it is always in view.
 
 import { codeBlockHtml, enhanceCodeBlocks } from "../render/code.js";
 import { sanitize } from "../render/markdown.js";
@@ -173,14 +175,41 @@ function ensureTrace(container) {
   const toggle = el("button", { type: "button", className: "rlm-thinking-toggle" });
   toggle.dataset.action = "toggle-thinking";
   trace = el("section", { className: "rlm-trace", "aria-label": "RLM trace" }, [
-    el("div", { className: "rlm-trace-head" }, [el("span", { className: "rlm-trace-title" }), toggle]),
-    el("div", { className: "rlm-steps" }),
+    el("details", { className: "rlm-trace-fold" }, [
+      el("summary", { className: "rlm-summary" }),
+      el("div", { className: "rlm-trace-head" }, [el("span", { className: "rlm-trace-title" }), toggle]),
+      el("div", { className: "rlm-steps" }),
+    ]),
   ]);
   container.prepend(trace);
   return trace;
 }
 
-export function renderTrace(container, steps, showThinking) {
+function plural(count, word) {
+  return `${count} ${word}${count === 1 ? "" : "s"}`;
+}
+
+// "Worked for 4.2 s · 3 steps · 1 sub-call": a step is one code cell the model wrote; the
+// time runs from the question to the end of the answer (or, for an older stored answer, is
+// the sum of the steps' own times).
+export function traceSummary(steps, { startedAt, finishedAt, working } = {}) {
+  let cells = 0;
+  let subcalls = 0;
+  let stepMs = 0;
+  for (const step of steps) {
+    const kind = stepKind(step);
+    if (kind === "code") cells++;
+    if (kind === "subcall") subcalls += Number(step.count) || step.prompts?.length || 1;
+    const ms = Number(step.ms ?? step.duration_ms);
+    if (Number.isFinite(ms)) stepMs += ms;
+  }
+  const elapsed = Number.isFinite(finishedAt) && Number.isFinite(startedAt) ? finishedAt - startedAt : stepMs;
+  const parts = [working ? "Working…" : `Worked for ${(elapsed / 1000).toFixed(1)} s`, plural(cells, "step")];
+  if (subcalls) parts.push(plural(subcalls, "sub-call"));
+  return parts.join(" · ");
+}
+
+export function renderTrace(container, steps, showThinking, timing = {}) {
   if (!steps?.length) {
     container.querySelector(".rlm-trace")?.remove();
     return;
@@ -199,4 +228,7 @@ export function renderTrace(container, steps, showThinking) {
   const counts = `${steps.length} step${steps.length === 1 ? "" : "s"}`;
   const hidden = !showThinking && thinking ? ` (${thinking} reasoning hidden)` : "";
   trace.querySelector(".rlm-trace-title").textContent = `RLM trace · ${counts}${hidden}`;
+  const summary = traceSummary(steps, timing);
+  const line = trace.querySelector(".rlm-summary");
+  if (line.textContent !== summary) line.textContent = summary;
 }

@@ -65,6 +65,7 @@ export class SettingsPanel {
     this.showTheme();
     const rlm = config.rlm || {};
     byId("rlm-toggle-wrap").hidden = !rlm.enabled;
+    byId("rlm-explain").hidden = !rlm.enabled;
     byId("thinking-field").hidden = !rlm.enabled;
   }
 

@@ -10,6 +10,7 @@ export class Sidebar {
     this.onNew = onNew;
     this.onDelete = onDelete;
     this.activeId = null;
+    this.answering = new Set(); // conversations with an answer streaming in this tab
     this.query = "";
     this.list = byId("conversation-list");
     this.search = byId("search");
@@ -23,13 +24,29 @@ export class Sidebar {
       this.render();
     });
     this.list.addEventListener("click", (event) => this.onListClick(event));
-    byId("new-chat").addEventListener("click", () => this.onNew());
+    byId("new-chat").addEventListener("click", () => {
+      this.closeDrawer();
+      this.onNew();
+    });
+    byId("new-chat-top").addEventListener("click", () => this.onNew());
     this.opener.addEventListener("click", () => this.openDrawer());
     byId("close-sidebar").addEventListener("click", () => this.closeDrawer());
     this.scrim.addEventListener("click", () => this.closeDrawer());
-    this.sidebar.addEventListener("keydown", (event) => {
-      if (event.key === "Escape" && this.sidebar.classList.contains("open")) this.closeDrawer();
-    });
+    // The open drawer keeps the focus: the page behind it is inert, Tab wraps around inside
+    // it, and Esc closes it wherever the focus is (before Esc could mean "stop the answer").
+    document.addEventListener(
+      "keydown",
+      (event) => {
+        if (!this.isOpen) return;
+        if (event.key === "Escape") {
+          event.preventDefault();
+          event.stopPropagation();
+          this.closeDrawer();
+        } else if (event.key === "Tab") this.keepFocusInside(event);
+      },
+      true,
+    );
+    window.matchMedia("(min-width: 821px)").addEventListener("change", (event) => event.matches && this.closeDrawer());
   }
 
   setActive(id) {
@@ -41,6 +58,23 @@ export class Sidebar {
       if (active) link.setAttribute("aria-current", "page");
       else link.removeAttribute("aria-current");
     }
+  }
+
+  setAnswering(ids) {
+    this.answering = ids;
+    for (const item of this.list.children) this.markAnswering(item);
+  }
+
+  markAnswering(item) {
+    const answering = this.answering.has(item.dataset.id);
+    if (item.classList.contains("answering") === answering) return;
+    item.classList.toggle("answering", answering);
+    const link = item.querySelector(".conversation-link");
+    let badge = link.querySelector(".answering-badge");
+    if (answering && !badge) {
+      badge = el("span", { className: "answering-badge", text: "Answering…" });
+      link.append(badge);
+    } else if (!answering) badge?.remove();
   }
 
   itemFor(conversation) {
@@ -71,6 +105,7 @@ export class Sidebar {
       time.dateTime = new Date(conversation.updatedAt).toISOString();
       item.querySelector(".conversation-link").title = conversation.title;
       if (this.list.children[index] !== item) this.list.insertBefore(item, this.list.children[index] || null);
+      this.markAnswering(item);
     });
     for (const item of existing.values()) item.remove();
     const empty = byId("list-empty");
@@ -87,8 +122,8 @@ export class Sidebar {
     if (!conversation) return;
     const action = button.dataset.action;
     if (action === "select") {
-      this.onSelect(id);
       this.closeDrawer();
+      this.onSelect(id);
     } else if (action === "rename") {
       const title = await promptDialog("Rename conversation", { label: "Title", value: conversation.title });
       if (title?.trim()) this.store.rename(id, title);
@@ -98,8 +133,32 @@ export class Sidebar {
     }
   }
 
+  get isOpen() {
+    return this.sidebar.classList.contains("open");
+  }
+
+  keepFocusInside(event) {
+    const focusable = [...this.sidebar.querySelectorAll("button, input, [href], [tabindex]:not([tabindex='-1'])")].filter(
+      (node) => !node.disabled && !node.hidden && node.getClientRects().length > 0,
+    );
+    if (!focusable.length) return;
+    const first = focusable[0];
+    const last = focusable.at(-1);
+    const inside = this.sidebar.contains(document.activeElement);
+    if (event.shiftKey && (document.activeElement === first || !inside)) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && (document.activeElement === last || !inside)) {
+      event.preventDefault();
+      first.focus();
+    }
+  }
+
   openDrawer() {
     this.sidebar.classList.add("open");
+    byId("main").inert = true;
+    this.sidebar.setAttribute("aria-modal", "true");
+    this.sidebar.setAttribute("role", "dialog");
     this.scrim.hidden = false;
     this.opener.setAttribute("aria-expanded", "true");
     // Not the search box: on a phone that would pop the keyboard over the list.
@@ -107,8 +166,11 @@ export class Sidebar {
   }
 
   closeDrawer() {
-    if (!this.sidebar.classList.contains("open")) return;
+    if (!this.isOpen) return;
     this.sidebar.classList.remove("open");
+    byId("main").inert = false;
+    this.sidebar.removeAttribute("aria-modal");
+    this.sidebar.removeAttribute("role");
     this.scrim.hidden = true;
     this.opener.setAttribute("aria-expanded", "false");
     this.opener.focus({ preventScroll: true });
