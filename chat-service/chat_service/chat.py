@@ -10,7 +10,7 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 from tinychat_common.chatlog import ChatLog, redact_images
 from tinychat_common.errors import TinyChatError
-from tinychat_common.events import Content, Done, Event
+from tinychat_common.events import Content, Done, Event, Reasoning
 from tinychat_common.metrics import ServiceMetrics
 from tinychat_common.models import Message
 
@@ -18,6 +18,7 @@ from .catalog import ModelCatalog
 from .config import ChatSettings
 from .conversation import InternalChatRequest, Limits, prepare_messages, upstream_payload
 from .upstream import Completion, UpstreamClient
+from .usage import with_estimates
 
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
 
@@ -91,16 +92,24 @@ class ChatService:
         """The answer as events, ending with Done; upstream failures are raised."""
         outcome = Outcome()
         parts: list[str] = []
+        thoughts: list[str] = []
         try:
             async for item in self.upstream.stream_chat(chat.payload):
                 if type(item) is str:
-                    if not parts:
+                    if not parts and not thoughts:
                         self.metrics.ttft.labels(chat.model).observe(time.perf_counter() - chat.started)
                     parts.append(item)
                     yield Content(item)
                     continue
-                outcome.finish_reason, outcome.usage = item.finish_reason, item.usage
-                yield Done(item.finish_reason, item.usage)
+                if type(item) is Reasoning:
+                    if not parts and not thoughts:
+                        self.metrics.ttft.labels(chat.model).observe(time.perf_counter() - chat.started)
+                    thoughts.append(item.text)
+                    yield item
+                    continue
+                usage = with_estimates(item.usage, chat.payload["messages"], "".join(thoughts + parts))
+                outcome.finish_reason, outcome.usage = item.finish_reason, usage
+                yield Done(item.finish_reason, usage)
                 return
         except TinyChatError as exc:
             outcome.finish_reason, outcome.error_code = "error", exc.code
@@ -111,14 +120,17 @@ class ChatService:
             raise
         finally:
             # Counted once per answer, not per event: a metric update takes a lock.
-            self.metrics.events_relayed.inc(len(parts))
-            self._finish(chat, outcome, "".join(parts))
+            self.metrics.events_relayed.inc(len(parts) + len(thoughts))
+            self._finish(chat, outcome, "".join(parts), "".join(thoughts))
 
     async def complete(self, chat: PreparedChat) -> Completion:
         outcome = Outcome()
         completion: Completion | None = None
         try:
             completion = await self.upstream.complete(chat.payload)
+            completion.usage = with_estimates(
+                completion.usage, chat.payload["messages"], completion.reasoning + completion.content
+            )
             outcome.finish_reason, outcome.usage = completion.finish_reason, completion.usage
             if completion.content:
                 self.metrics.ttft.labels(chat.model).observe(time.perf_counter() - chat.started)
@@ -128,9 +140,14 @@ class ChatService:
             self.metrics.upstream_errors.labels(exc.code).inc()
             raise
         finally:
-            self._finish(chat, outcome, completion.content if completion else "")
+            self._finish(
+                chat,
+                outcome,
+                completion.content if completion else "",
+                completion.reasoning if completion else "",
+            )
 
-    def _finish(self, chat: PreparedChat, outcome: Outcome, response: str) -> None:
+    def _finish(self, chat: PreparedChat, outcome: Outcome, response: str, reasoning: str = "") -> None:
         self.metrics.completions.labels(chat.model, outcome.finish_reason).inc()
         if not self.chat_log.enabled:
             return
@@ -144,6 +161,8 @@ class ChatService:
             "usage": outcome.usage,
             "duration_ms": round((time.perf_counter() - chat.started) * 1000, 1),
         }
+        if reasoning:
+            entry["reasoning"] = reasoning
         if outcome.error_code:
             entry["error"] = outcome.error_code
         self.chat_log.record(entry)

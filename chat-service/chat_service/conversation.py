@@ -16,6 +16,7 @@ from tinychat_common.errors import MessageTooLong
 from tinychat_common.models import ChatRequest, Message
 
 from .errors import ImageTooLarge, InvalidImage
+from .reasoning import strip_leading_think
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 # Decoding megabytes of base64 takes milliseconds: do it in a thread beyond this size.
@@ -115,6 +116,9 @@ def _too_large(size: int, max_bytes: int) -> str:
 
 
 async def to_openai_message(message: Message, max_image_bytes: int) -> dict[str, Any]:
+    if message.role == "assistant":
+        # An earlier answer's reasoning is never sent back, even if its text still holds it.
+        return {"role": "assistant", "content": strip_leading_think(message.content)}
     if not message.image or message.role != "user":
         # Only user turns may carry images upstream; an earlier generated picture stays text.
         return {"role": message.role, "content": message.content}

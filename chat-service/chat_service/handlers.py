@@ -25,6 +25,7 @@ async def chat_complete(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "content": completion.content,
+            "reasoning": completion.reasoning,
             "finish_reason": completion.finish_reason,
             "usage": completion.usage,
             "model": prepared.model,

@@ -3,8 +3,9 @@
 The SSE rules (split reads, CRLF, comments, multi-line data) are the shared SSEDecoder's;
 this layer knows the OpenAI payloads: `[DONE]`, chunks whose `choices` is empty (the usage
 chunk), `finish_reason`, and the `{"error": {...}}` objects some servers send as events.
-One `feed()` returns the text of every delta in the bytes it was given, joined, so deltas
-that arrive together leave together.
+One `feed()` returns the answer text of every delta in the bytes it was given, joined, so
+deltas that arrive together leave together; the reasoning they carried (`reasoning_content`,
+`reasoning`, or a leading `<think>` block, see reasoning.py) waits in `take_reasoning()`.
 """
 
 from __future__ import annotations
@@ -15,18 +16,29 @@ from typing import Any
 from tinychat_common.sse import SSEDecoder
 
 from .errors import UpstreamBadResponse, UpstreamError
+from .reasoning import ThinkSplitter
 
 DONE_SENTINEL = "[DONE]"
 
 
 class OpenAIStreamParser:
-    def __init__(self, scrub: Any = None) -> None:
+    def __init__(self, scrub: Any = None, *, split_think: bool = True) -> None:
         self._decoder = SSEDecoder()
         self._scrub = scrub or (lambda text: text)
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
         self.done = False  # `[DONE]` seen: nothing after it counts
         self.failure: UpstreamError | None = None
+        self._reasoning: list[str] = []
+        self._think: ThinkSplitter | None = ThinkSplitter() if split_think else None
+
+    def take_reasoning(self) -> str:
+        """The reasoning the last feed or close brought (may be ""), in order."""
+        if not self._reasoning:
+            return ""
+        text = "".join(self._reasoning)
+        self._reasoning.clear()
+        return text
 
     def feed(self, data: bytes) -> str:
         """The text the bytes complete (may be ""). An error event or garbage is kept in
@@ -38,8 +50,18 @@ class OpenAIStreamParser:
     def close(self) -> str:
         """End of the byte stream: a last event without its blank line still counts."""
         if self.done or self.failure is not None:
+            return self._close_think()
+        text = self._take(self._decoder.close())
+        return text + self._close_think()
+
+    def _close_think(self) -> str:
+        if self._think is None:
             return ""
-        return self._take(self._decoder.close())
+        reasoning, text = self._think.close()
+        self._think = None
+        if reasoning:
+            self._reasoning.append(reasoning)
+        return text
 
     @property
     def complete(self) -> bool:
@@ -101,9 +123,23 @@ class OpenAIStreamParser:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue  # we ask for one choice; ignore anything else
             delta = choice.get("delta") or choice.get("message") or {}
-            content = delta.get("content") if isinstance(delta, dict) else None
+            if not isinstance(delta, dict):
+                delta = {}
+            # DeepSeek, vLLM and llama.cpp say reasoning_content; OpenRouter and Ollama say
+            # reasoning (next to reasoning_details, which repeats it in structured form).
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(reasoning, str) and reasoning:
+                self._reasoning.append(reasoning)
+            content = delta.get("content")
             if isinstance(content, str) and content:
-                texts.append(content)
+                if self._think is not None:
+                    thought, content = self._think.feed(content)
+                    if thought:
+                        self._reasoning.append(thought)
+                    if self._think.passing:
+                        self._think = None
+                if content:
+                    texts.append(content)
             if choice.get("finish_reason"):
                 self.finish_reason = str(choice["finish_reason"])
         return "".join(texts)

@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from tinychat_common.deadline import ReadDeadline
+from tinychat_common.events import Reasoning
 
 from .config import ChatSettings
 from .errors import (
@@ -53,6 +54,7 @@ class Completion:
     content: str
     finish_reason: str
     usage: dict[str, Any] | None = None
+    reasoning: str = ""
 
 
 def session_timeout(settings: ChatSettings) -> aiohttp.ClientTimeout:
@@ -112,8 +114,9 @@ class UpstreamClient:
             raise UpstreamBadResponse("The model API's model list has no `data` array.")
         return [str(item["id"]) for item in data if isinstance(item, dict) and item.get("id")]
 
-    async def stream_chat(self, payload: dict[str, Any]) -> AsyncIterator[str | StreamEnd]:
-        """Yield the answer's text, one string per read from the API, then one StreamEnd."""
+    async def stream_chat(self, payload: dict[str, Any]) -> AsyncIterator[str | Reasoning | StreamEnd]:
+        """Yield the answer's text, one string per read from the API (its reasoning as
+        Reasoning events, before the text of the same read), then one StreamEnd."""
         model = str(payload.get("model"))
         response = await self._open_stream(payload)
         parser = OpenAIStreamParser(self.scrub)
@@ -135,13 +138,16 @@ class UpstreamClient:
     async def complete(self, payload: dict[str, Any]) -> Completion:
         """The whole answer at once; streamed underneath so the same timeouts apply."""
         parts: list[str] = []
+        thoughts: list[str] = []
         end = StreamEnd("stop")
         async for item in self.stream_chat(payload):
             if isinstance(item, StreamEnd):
                 end = item
+            elif isinstance(item, Reasoning):
+                thoughts.append(item.text)
             else:
                 parts.append(item)
-        return Completion("".join(parts), end.finish_reason, end.usage)
+        return Completion("".join(parts), end.finish_reason, end.usage, "".join(thoughts))
 
     async def _open_stream(self, payload: dict[str, Any]) -> aiohttp.ClientResponse:
         timeout = self._settings.upstream_first_byte_timeout
@@ -167,7 +173,7 @@ class UpstreamClient:
 
     async def _read_stream(
         self, response: aiohttp.ClientResponse, parser: OpenAIStreamParser, deadline: ReadDeadline
-    ) -> AsyncIterator[str]:
+    ) -> AsyncIterator[str | Reasoning]:
         # readany() directly, not iter_any(): one call less per read on the hot path.
         content = response.content
         while not parser.done:
@@ -182,6 +188,9 @@ class UpstreamClient:
                 break  # the end of the body
             deadline.got_data()
             text = parser.feed(data)
+            thought = parser.take_reasoning()
+            if thought:
+                yield Reasoning(thought)
             if text:
                 yield text
             if parser.failure is not None:
@@ -189,6 +198,9 @@ class UpstreamClient:
         if deadline.expired:
             raise deadline_error(deadline)
         tail = parser.close()
+        thought = parser.take_reasoning()
+        if thought:
+            yield Reasoning(thought)
         if tail:
             yield tail
         parser.raise_failure()
