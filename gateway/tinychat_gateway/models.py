@@ -69,10 +69,15 @@ class HealthResponse(BaseModel):
 
 
 class StreamEvent(BaseModel):
-    """One `data:` payload of the event stream; exactly one of content, status, image, rlm,
-    error or done is the event's kind, and `done` is always the last event."""
+    """One `data:` payload of the event stream; exactly one of content, reasoning, status,
+    image, rlm, error or done is the event's kind, and `done` is always the last event."""
 
     content: str | None = None
+    reasoning: str | None = Field(
+        default=None,
+        description="A piece of the model's reasoning (from reasoning_content, reasoning or a "
+        "leading <think> block), in order; never part of `content`, and never to be sent back.",
+    )
     status: str | None = None
     image: str | None = Field(default=None, description="A data: URI of a generated image.")
     prompt: str | None = None
@@ -81,4 +86,8 @@ class StreamEvent(BaseModel):
     code: str | None = None
     done: bool | None = None
     finish_reason: str | None = Field(default=None, description="stop, length, error or cancelled.")
-    usage: dict | None = None
+    usage: dict | None = Field(
+        default=None,
+        description="On `done`: prompt_tokens, completion_tokens, total_tokens as the model API "
+        'reported them, or estimated (then with "estimated": true) where it reported none.',
+    )
