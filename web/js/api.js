@@ -1,5 +1,5 @@
 // The only module that talks to the server. Streams come back as typed events:
-//   {type: "content", text} | {type: "status", text} | {type: "image", image, prompt, text}
+//   {type: "content", text} | {type: "reasoning", text} | {type: "status", text} | {type: "image", image, prompt, text}
 //   {type: "rlm", step} | {type: "error", message, code} | {type: "done", finishReason, usage}
 // A stream that closes without `done` yields {type: "cutoff"} so the UI can offer a retry.
 
@@ -45,6 +45,7 @@ function toEvent(data) {
   if ("rlm" in data) return { type: "rlm", step: data.rlm };
   if ("status" in data) return { type: "status", text: String(data.status) };
   if ("content" in data) return { type: "content", text: String(data.content) };
+  if ("reasoning" in data) return { type: "reasoning", text: String(data.reasoning) };
   return null;
 }
 

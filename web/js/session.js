@@ -3,6 +3,7 @@
 
 import { ApiError, streamChat } from "./api.js";
 import { newId } from "./images.js";
+import { startTiming } from "./ui/usage.js";
 
 function base64Of(dataUri) {
   return dataUri.slice(dataUri.indexOf(",") + 1);
@@ -117,9 +118,12 @@ export class ChatSession {
       const body = await this.requestBody(conversation);
       const passcode = body.rlm ? this.settings.passcode() : "";
       const seen = { error: null };
+      const timing = startTiming();
       for await (const event of streamChat(body, { signal: controller.signal, passcode })) {
+        timing.saw(event);
         final = (await this.apply(event, conversationId, answer, update, seen)) || final;
       }
+      if (final.usage) final.timing = timing.result();
     } catch (error) {
       final = this.failure(error, controller, Boolean(conversation.rlm));
     } finally {
@@ -135,6 +139,9 @@ export class ChatSession {
     switch (event.type) {
       case "content":
         this.store.appendContent(conversationId, answer.id, event.text);
+        return null;
+      case "reasoning":
+        this.store.appendReasoning(conversationId, answer.id, event.text);
         return null;
       case "status":
         update({ status: event.text });

@@ -2,6 +2,7 @@
 // everything on another browser; Markdown exports are for reading.
 
 import { newId } from "./images.js";
+import { reasoningMarkdown } from "./render/reasoning.js";
 
 export const FORMAT = "tinychat-conversations";
 const ROLES = new Set(["user", "assistant", "system"]);
@@ -33,6 +34,7 @@ export function exportMarkdown(conversations) {
       parts.push(`## ${m.role === "user" ? "You" : m.role === "assistant" ? "Assistant" : "System"}\n`);
       if (m.image) parts.push(`_[image attached: ${m.image.name || "image"}]_\n`);
       if (m.generated) parts.push(`_[generated image: ${m.generated.prompt || ""}]_\n`);
+      if (m.reasoning) parts.push(reasoningMarkdown(m));
       if (m.content) parts.push(`${m.content}\n`);
     }
     parts.push("\n---\n");
@@ -75,6 +77,12 @@ function validMessage(raw, where) {
   if (raw.error && typeof raw.error.message === "string") message.error = { message: raw.error.message.slice(0, 2000), code: String(raw.error.code || "error") };
   if (typeof raw.finishReason === "string") message.finishReason = raw.finishReason.slice(0, 32);
   if (raw.usage && typeof raw.usage === "object") message.usage = raw.usage;
+  if (typeof raw.reasoning === "string" && raw.reasoning) message.reasoning = raw.reasoning.slice(0, 5_000_000);
+  if (Number.isFinite(raw.reasoningMs)) message.reasoningMs = raw.reasoningMs;
+  if (raw.timing && typeof raw.timing === "object") {
+    const { ttftMs, generationMs } = raw.timing;
+    if (Number.isFinite(ttftMs) && Number.isFinite(generationMs)) message.timing = { ttftMs, generationMs };
+  }
   if (Array.isArray(raw.rlm)) message.rlm = raw.rlm.filter((s) => s && typeof s === "object");
   const pictures = [];
   for (const field of ["image", "generated"]) {

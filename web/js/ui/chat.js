@@ -5,7 +5,9 @@ import { copyText } from "../render/code.js";
 import { renderMarkdownInto, renderPlainInto, warmUpRenderer } from "../render/markdown.js";
 import { byId, el, iconButton } from "./dom.js";
 import { imageFigure, progressFrom } from "./images.js";
+import { renderReasoning, reasoningSignature } from "../render/reasoning.js";
 import { renderTrace, traceSignature } from "./rlm.js";
+import { usageLine, usageSignature } from "./usage.js";
 
 const NEAR_BOTTOM_PX = 80;
 
@@ -145,6 +147,8 @@ export class ChatView {
       message.status,
       message.error?.message,
       traceSignature(message.rlm),
+      reasoningSignature(message),
+      usageSignature(message),
       message.generated?.id,
       markdown,
       showThinking,
@@ -163,6 +167,7 @@ export class ChatView {
       renderPlainInto(content, message.content);
     } else {
       renderTrace(extras, message.rlm, showThinking);
+      renderReasoning(extras, message, streaming);
       this.ensureGeneratedImage(extras, message);
       if (markdown) renderMarkdownInto(content, message.content);
       else renderPlainInto(content, message.content);
@@ -204,7 +209,7 @@ export class ChatView {
   updateStatus(bubble, message, streaming) {
     let status = childOf(bubble, "message-status");
     const text = streaming ? message.status : "";
-    const waiting = streaming && !message.content && !text;
+    const waiting = streaming && !message.content && !text && !message.reasoning;
     if (!text && !waiting) {
       status?.remove();
       return;
@@ -266,9 +271,8 @@ export class ChatView {
     if (this.isLastAssistant(message, conversation) && !busy) {
       footer.append(iconButton("regenerate", "Regenerate answer", "regenerate"));
     }
-    if (message.usage?.total_tokens) {
-      footer.append(el("span", { className: "usage", text: `${message.usage.total_tokens} tokens` }));
-    }
+    const usage = usageLine(message, conversation, this.isLastAssistant(message, conversation));
+    if (usage) footer.append(usage);
   }
 
   async onClick(event) {
