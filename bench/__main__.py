@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-SUITES = ("chat", "image_lag", "sandbox", "ui_render")
+SUITES = ("chat", "reasoning", "image_lag", "sandbox", "ui_render")
 
 SuiteMain = Callable[..., Awaitable[dict[str, Any]]]
 
