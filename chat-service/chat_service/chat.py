@@ -14,9 +14,10 @@ from tinychat_common.events import Content, Done, Event, Reasoning
 from tinychat_common.metrics import ServiceMetrics
 from tinychat_common.models import Message
 
-from .catalog import ModelCatalog
 from .config import ChatSettings
 from .conversation import InternalChatRequest, Limits, prepare_messages, upstream_payload
+from .endpoints import Endpoints, Resolved
+from .errors import UpstreamParameterRefused
 from .upstream import Completion, UpstreamClient
 from .usage import with_estimates
 
@@ -44,11 +45,16 @@ class ChatMetrics:
 
 @dataclass
 class PreparedChat:
-    model: str
+    model: str  # the id the request named (with its endpoint's prefix, if any)
     temperature: float
     messages: list[Message]  # as kept after trimming, for the log
     payload: dict[str, Any]
     started: float
+    resolved: Resolved
+
+    @property
+    def upstream(self) -> UpstreamClient:
+        return self.resolved.endpoint.upstream
 
 
 @dataclass
@@ -62,14 +68,13 @@ class ChatService:
     def __init__(
         self,
         settings: ChatSettings,
-        upstream: UpstreamClient,
-        catalog: ModelCatalog,
+        endpoints: Endpoints,
         chat_log: ChatLog,
         metrics: ChatMetrics,
     ) -> None:
         self.settings = settings
-        self.upstream = upstream
-        self.catalog = catalog
+        self.endpoints = endpoints
+        self.catalog = endpoints
         self.chat_log = chat_log
         self.metrics = metrics
         self.limits = Limits(
@@ -79,14 +84,15 @@ class ChatService:
     async def prepare(self, request: InternalChatRequest) -> PreparedChat:
         """Everything that can be refused is refused here, before any stream starts."""
         started = time.perf_counter()
-        model = await self.catalog.resolve(request.model)
+        resolved = await self.endpoints.resolve(request.model)
         # `is None`, not `or`: a temperature of 0 is a choice, not a missing value.
         temperature = (
             self.settings.default_temperature if request.temperature is None else request.temperature
         )
         kept, converted = await prepare_messages(request.messages, self.limits)
-        payload = upstream_payload(request, model, temperature, converted)
-        return PreparedChat(model, temperature, kept, payload, started)
+        quirks = self.endpoints.quirks(resolved)
+        payload = upstream_payload(request, resolved.model, temperature, converted, quirks)
+        return PreparedChat(resolved.public_id, temperature, kept, payload, started, resolved)
 
     async def stream(self, chat: PreparedChat) -> AsyncIterator[Event]:
         """The answer as events, ending with Done; upstream failures are raised."""
@@ -94,7 +100,7 @@ class ChatService:
         parts: list[str] = []
         thoughts: list[str] = []
         try:
-            async for item in self.upstream.stream_chat(chat.payload):
+            async for item in chat.upstream.stream_chat(chat.payload):
                 if type(item) is str:
                     if not parts and not thoughts:
                         self.metrics.ttft.labels(chat.model).observe(time.perf_counter() - chat.started)
@@ -114,6 +120,7 @@ class ChatService:
         except TinyChatError as exc:
             outcome.finish_reason, outcome.error_code = "error", exc.code
             self.metrics.upstream_errors.labels(exc.code).inc()
+            self._adapt(chat, exc)
             raise
         except Exception:
             outcome.finish_reason, outcome.error_code = "error", "internal_error"
@@ -127,7 +134,7 @@ class ChatService:
         outcome = Outcome()
         completion: Completion | None = None
         try:
-            completion = await self.upstream.complete(chat.payload)
+            completion = await chat.upstream.complete(chat.payload)
             completion.usage = with_estimates(
                 completion.usage, chat.payload["messages"], completion.reasoning + completion.content
             )
@@ -138,6 +145,7 @@ class ChatService:
         except TinyChatError as exc:
             outcome.finish_reason, outcome.error_code = "error", exc.code
             self.metrics.upstream_errors.labels(exc.code).inc()
+            self._adapt(chat, exc)
             raise
         finally:
             self._finish(
@@ -146,6 +154,10 @@ class ChatService:
                 completion.content if completion else "",
                 completion.reasoning if completion else "",
             )
+
+    def _adapt(self, chat: PreparedChat, exc: TinyChatError) -> None:
+        if isinstance(exc, UpstreamParameterRefused):
+            self.endpoints.learn(chat.resolved, exc.parameter)
 
     def _finish(self, chat: PreparedChat, outcome: Outcome, response: str, reasoning: str = "") -> None:
         self.metrics.completions.labels(chat.model, outcome.finish_reason).inc()

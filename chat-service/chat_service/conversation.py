@@ -15,6 +15,7 @@ from pydantic import Field
 from tinychat_common.errors import MessageTooLong
 from tinychat_common.models import ChatRequest, Message
 
+from .endpoint_config import DEFAULT_QUIRKS, ModelQuirks
 from .errors import ImageTooLarge, InvalidImage
 from .reasoning import strip_leading_think
 
@@ -144,18 +145,23 @@ async def prepare_messages(messages: list[Message], limits: Limits) -> tuple[lis
 
 
 def upstream_payload(
-    request: InternalChatRequest, model: str, temperature: float, messages: list[dict]
+    request: InternalChatRequest,
+    model: str,
+    temperature: float,
+    messages: list[dict],
+    quirks: ModelQuirks = DEFAULT_QUIRKS,
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "model": model,
         "messages": messages,
-        "temperature": temperature,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+    if quirks.temperature:
+        payload["temperature"] = temperature
     stops = request.stop_list()
     if stops:
         payload["stop"] = stops
     if request.max_tokens is not None:
-        payload["max_tokens"] = request.max_tokens
+        payload[quirks.max_tokens_param] = request.max_tokens
     return payload

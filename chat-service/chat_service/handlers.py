@@ -35,10 +35,12 @@ async def chat_complete(request: web.Request) -> web.Response:
 
 async def list_models(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    choice = await request.app[CHAT].catalog.current()
+    endpoints = request.app[CHAT].endpoints
+    choice, groups = await endpoints.snapshot()
     return web.json_response(
         {
             "models": choice.models,
+            "model_groups": groups,
             "default_model": choice.default_model,
             "default_temperature": settings.default_temperature,
             "max_message_length": settings.max_message_length,

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from .errors import (
     UpstreamConnectionLost,
     UpstreamError,
     UpstreamModelNotFound,
+    UpstreamParameterRefused,
     UpstreamRateLimited,
     UpstreamRejected,
     UpstreamStalled,
@@ -64,14 +66,25 @@ def session_timeout(settings: ChatSettings) -> aiohttp.ClientTimeout:
 
 
 class UpstreamClient:
-    def __init__(self, session: aiohttp.ClientSession, settings: ChatSettings) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        settings: ChatSettings,
+        *,
+        url: str | None = None,
+        key: str | None = None,
+        key_hint: str = "OPENAI_API_KEY",
+    ) -> None:
+        """The OPENAI_API_URL endpoint, or (url, key) of one of CHAT_ENDPOINTS'."""
         self._session = session
         self._settings = settings
+        url = settings.openai_api_url if url is None else url
+        key = settings.openai_api_key.get_secret_value() if key is None else key
+        self._key_hint = key_hint
         # Credentials in the URL (user:password@) become Basic auth, unless an API key is set.
-        self._base = settings.public_api_url
-        self._where = urlsplit(settings.openai_api_url).hostname or "the model API"
-        key = settings.openai_api_key.get_secret_value()
-        user, password = _url_credentials(settings.openai_api_url)
+        self._base = public_url(url)
+        self._where = urlsplit(url).hostname or "the model API"
+        user, password = _url_credentials(url)
         if key:
             self._authorization = f"Bearer {key}"
         elif user or password:
@@ -220,13 +233,16 @@ class UpstreamClient:
         if status in (401, 403):
             # The provider's text may quote part of the key: say what to fix instead.
             return UpstreamAuthFailed(
-                f"The model API refused the request (HTTP {status}). Check OPENAI_API_KEY."
+                f"The model API refused the request (HTTP {status}). Check {self._key_hint}."
             )
         if status == 404:
             what = f"the model '{model}'" if model else "this request"
             return UpstreamModelNotFound(
                 f"The model API has no {what} (HTTP 404){suffix} Check the model name and OPENAI_API_URL."
             )
+        refused = refused_parameter(detail) if status == 400 else None
+        if refused is not None:
+            return UpstreamParameterRefused(refused, model or "", detail)
         if status == 429:
             return UpstreamRateLimited(f"The model API is rate limiting requests (HTTP 429){suffix}")
         if 400 <= status < 500:
@@ -267,6 +283,38 @@ def deadline_error(deadline: ReadDeadline) -> UpstreamTimeout:
     if not deadline.got_first_byte:
         return UpstreamTimeout(f"The model API did not start answering within {deadline.first_byte:g} s.")
     return UpstreamStalled(f"The model API sent nothing for {deadline.idle:g} s in the middle of the answer.")
+
+
+def public_url(url: str) -> str:
+    """The URL without any user:password part: safe for logs and messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return parts._replace(netloc=netloc).geturl()
+
+
+_REFUSALS = (
+    # OpenAI: "Unsupported parameter: 'max_tokens' is not supported with this model. Use
+    # 'max_completion_tokens' instead." / "Unsupported value: 'temperature' does not support
+    # 0.7 with this model. Only the default (1) value is supported."
+    ("max_tokens", re.compile(r"max_tokens.{0,80}(not supported|unsupported)|max_completion_tokens", re.I)),
+    (
+        "temperature",
+        re.compile(
+            r"temperature.{0,80}(not supported|unsupported|does not support|only the default)"
+            r"|unsupported (parameter|value).{0,20}temperature",
+            re.I,
+        ),
+    ),
+)
+
+
+def refused_parameter(detail: str) -> str | None:
+    """Which request parameter a 400's message says the model refuses, if it says so."""
+    for parameter, pattern in _REFUSALS:
+        if pattern.search(detail):
+            return parameter
+    return None
 
 
 def _url_credentials(url: str) -> tuple[str, str]:

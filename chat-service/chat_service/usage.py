@@ -27,7 +27,9 @@ def prompt_text(messages: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
-def with_estimates(usage: dict[str, Any] | None, messages: list[dict[str, Any]], output: str) -> dict[str, Any]:
+def with_estimates(
+    usage: dict[str, Any] | None, messages: list[dict[str, Any]], output: str
+) -> dict[str, Any]:
     """The API's `usage` as it sent it, or, where it sent none, an estimate marked as one."""
     if isinstance(usage, dict) and usage:
         return usage
