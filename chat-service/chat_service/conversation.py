@@ -29,7 +29,6 @@ class InternalChatRequest(ChatRequest):
     forbids these fields, so only internal callers can send them."""
 
     stop: list[str] | str | None = Field(default=None, description="Up to 4 stop sequences.")
-    max_tokens: int | None = Field(default=None, gt=0)
 
     def stop_list(self) -> list[str] | None:
         if self.stop is None:

@@ -44,9 +44,19 @@ class ChatConfig(BaseModel):
     enabled: bool
 
 
+class ModelGroup(BaseModel):
+    """The models of one endpoint of chat-service (CHAT_ENDPOINTS), for a grouped picker."""
+
+    endpoint: str = Field(description='The endpoint\'s name; "" for the single OPENAI_API_URL one.')
+    label: str
+    titles: bool = Field(description="Whether /api/chat/title may be asked for these models.")
+    models: list[str]
+
+
 class ConfigResponse(BaseModel):
     version: str
     models: list[str]
+    model_groups: list[ModelGroup] = Field(default_factory=list)
     default_model: str | None
     default_temperature: float | None
     max_message_length: int
