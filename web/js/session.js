@@ -98,6 +98,7 @@ export class ChatSession {
       model: this.settings.modelFor(conversation),
       temperature: this.settings.temperatureFor(conversation),
     };
+    if (conversation.maxTokens) body.max_tokens = conversation.maxTokens;
     if (conversation.rlm && this.config.rlm?.enabled) {
       body.rlm = true;
       body.show_rlm_thinking = this.store.settings.showRlmThinking;

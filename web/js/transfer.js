@@ -121,6 +121,7 @@ function validConversation(raw, index) {
     temperature: typeof raw.temperature === "number" && raw.temperature >= 0 && raw.temperature <= 2 ? raw.temperature : null,
     markdown: raw.markdown !== false,
     rlm: raw.rlm === true,
+    maxTokens: Number.isInteger(raw.maxTokens) && raw.maxTokens > 0 ? raw.maxTokens : null,
     messages,
   };
   return { conversation, pictures };
