@@ -20,7 +20,6 @@ class Endpoint:
     label: str
     upstream: Any  # UpstreamClient (not imported: upstream imports nothing from here)
     catalog: ModelCatalog
-    titles: bool
     quirks: dict[str, ModelQuirks] = field(default_factory=dict)
 
     def public_id(self, model: str) -> str:
@@ -67,7 +66,6 @@ class Endpoints:
             {
                 "endpoint": e.name,
                 "label": e.label,
-                "titles": e.titles,
                 "models": [e.public_id(m) for m in c.models],
             }
             for e, c in zip(self.endpoints, choices, strict=True)
