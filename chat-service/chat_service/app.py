@@ -72,11 +72,12 @@ def build_endpoints(settings: ChatSettings, session: aiohttp.ClientSession) -> E
             default_model=models[0] if models else "",
             cache_seconds=settings.models_cache_seconds,
         )
+        titles = config.titles if config.titles is not None else not key
         label = config.label or config.name
-        endpoints.append(Endpoint(config.name, label, upstream, catalog, config.model_settings))
+        endpoints.append(Endpoint(config.name, label, upstream, catalog, titles, config.model_settings))
     if not endpoints:
         upstream = UpstreamClient(session, settings)
         label = host_label(settings.openai_api_url)
         catalog = ModelCatalog.from_settings(settings, upstream)
-        endpoints.append(Endpoint("", label, upstream, catalog))
+        endpoints.append(Endpoint("", label, upstream, catalog, settings.titles_enabled))
     return Endpoints(endpoints, settings.default_model, settings.model_settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, SecretStr, model_validator
@@ -38,6 +39,9 @@ class ChatSettings(ServiceSettings):
     chat_endpoints_file: str = ""
     # Per-model quirks, JSON: {"o3-mini": {"temperature": false, "max_tokens_param": "max_completion_tokens"}}
     chat_model_settings: str = ""
+    # Short titles from the model after a conversation's first answer (OPENAI_API_URL's
+    # endpoint; the others say `titles` in their entry). auto: on unless a key is set.
+    chat_titles: Literal["auto", "on", "off"] = "auto"
 
     _endpoints: list[EndpointConfig] = PrivateAttr(default_factory=list)
     _model_settings: dict[str, ModelQuirks] = PrivateAttr(default_factory=dict)
@@ -61,6 +65,12 @@ class ChatSettings(ServiceSettings):
     @property
     def model_settings(self) -> dict[str, ModelQuirks]:
         return self._model_settings
+
+    @property
+    def titles_enabled(self) -> bool:
+        if self.chat_titles == "auto":
+            return not self.openai_api_key.get_secret_value()
+        return self.chat_titles == "on"
 
     @property
     def discover_models(self) -> bool:

@@ -11,7 +11,7 @@ The file (or the variable) is JSON:
     {"endpoints": [
       {"name": "local", "label": "Ollama", "url": "http://ollama:11434/v1", "models": "auto"},
       {"name": "openai", "url": "https://api.openai.com/v1", "api_key_env": "OPENAI_API_KEY",
-       "models": ["gpt-4o", "o3-mini"],
+       "models": ["gpt-4o", "o3-mini"], "titles": false,
        "model_settings": {"o3-mini": {"temperature": false,
                                       "max_tokens_param": "max_completion_tokens"}}}]}
 """
@@ -49,6 +49,9 @@ class EndpointConfig(BaseModel):
     api_key_env: str = Field(default="", description="The variable that holds the key instead.")
     models: list[str] | Literal["auto"] = "auto"
     label: str = ""
+    # None: titles on for an endpoint without a key (a local server), off for one with a
+    # key, which usually bills every call.
+    titles: bool | None = None
     model_settings: dict[str, ModelQuirks] = Field(default_factory=dict)
 
     def key(self) -> str:

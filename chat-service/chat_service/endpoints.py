@@ -20,6 +20,7 @@ class Endpoint:
     label: str
     upstream: Any  # UpstreamClient (not imported: upstream imports nothing from here)
     catalog: ModelCatalog
+    titles: bool
     quirks: dict[str, ModelQuirks] = field(default_factory=dict)
 
     def public_id(self, model: str) -> str:
@@ -66,6 +67,7 @@ class Endpoints:
             {
                 "endpoint": e.name,
                 "label": e.label,
+                "titles": e.titles,
                 "models": [e.public_id(m) for m in c.models],
             }
             for e, c in zip(self.endpoints, choices, strict=True)

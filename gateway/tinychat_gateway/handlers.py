@@ -164,6 +164,7 @@ def _model_groups(value: Any) -> list[ModelGroup]:
             ModelGroup(
                 endpoint=_typed(item.get("endpoint"), str) or "",
                 label=_typed(item.get("label"), str) or "",
+                titles=item.get("titles") is True,
                 models=_strings(item.get("models")),
             )
         )

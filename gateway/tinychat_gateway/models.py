@@ -49,6 +49,7 @@ class ModelGroup(BaseModel):
 
     endpoint: str = Field(description='The endpoint\'s name; "" for the single OPENAI_API_URL one.')
     label: str
+    titles: bool = Field(description="Whether /api/chat/title may be asked for these models.")
     models: list[str]
 
 
