@@ -17,7 +17,8 @@ from tinychat_common.models import Message
 from .config import ChatSettings
 from .conversation import InternalChatRequest, Limits, prepare_messages, upstream_payload
 from .endpoints import Endpoints, Resolved
-from .errors import UpstreamParameterRefused
+from .errors import NoTitle, TitlesOff, UpstreamParameterRefused
+from .titles import clean_title, title_payload
 from .upstream import Completion, UpstreamClient
 from .usage import with_estimates
 
@@ -154,6 +155,25 @@ class ChatService:
                 completion.content if completion else "",
                 completion.reasoning if completion else "",
             )
+
+    async def title(self, request: InternalChatRequest) -> str:
+        """A short title for the conversation, from one non-streaming call."""
+        resolved = await self.endpoints.resolve(request.model)
+        if not resolved.endpoint.titles:
+            raise TitlesOff()
+        kept, _ = await prepare_messages(request.messages, self.limits)
+        payload = title_payload(resolved.model, kept, self.endpoints.quirks(resolved))
+        try:
+            title = clean_title(await resolved.endpoint.upstream.complete_once(payload))
+        except UpstreamParameterRefused as exc:
+            self.endpoints.learn(resolved, exc.parameter)
+            raise
+        except TinyChatError as exc:
+            self.metrics.upstream_errors.labels(exc.code).inc()
+            raise
+        if not title:
+            raise NoTitle()
+        return title
 
     def _adapt(self, chat: PreparedChat, exc: TinyChatError) -> None:
         if isinstance(exc, UpstreamParameterRefused):

@@ -33,6 +33,11 @@ async def chat_complete(request: web.Request) -> web.Response:
     )
 
 
+async def chat_title(request: web.Request) -> web.Response:
+    body = await parse_body(request, InternalChatRequest)
+    return web.json_response({"title": await request.app[CHAT].title(body)})
+
+
 async def list_models(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     endpoints = request.app[CHAT].endpoints

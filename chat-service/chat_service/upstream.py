@@ -162,6 +162,32 @@ class UpstreamClient:
                 parts.append(item)
         return Completion("".join(parts), end.finish_reason, end.usage, "".join(thoughts))
 
+    async def complete_once(self, payload: dict[str, Any]) -> str:
+        """One non-streaming completion (`stream: false`): the answer's text."""
+        timeout = self._settings.upstream_first_byte_timeout
+        try:
+            async with (
+                asyncio.timeout(timeout),
+                self._session.post(
+                    f"{self._base}/chat/completions", json=payload, headers=self._headers()
+                ) as response,
+            ):
+                if response.status != 200:
+                    raise await self._status_error(response, model=str(payload.get("model")))
+                body = await response.json(content_type=None)
+        except aiohttp.ClientError as exc:  # before TimeoutError: aiohttp's timeouts are both
+            raise self._transport_error(exc, started=False) from None
+        except TimeoutError:
+            raise UpstreamTimeout(f"The model API did not answer within {timeout:g} s.") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UpstreamBadResponse("The model API's answer is not JSON.") from None
+        choices = body.get("choices") if isinstance(body, dict) else None
+        message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, str):
+            raise UpstreamBadResponse("The model API's answer has no message content.")
+        return content
+
     async def _open_stream(self, payload: dict[str, Any]) -> aiohttp.ClientResponse:
         timeout = self._settings.upstream_first_byte_timeout
         response: aiohttp.ClientResponse | None = None

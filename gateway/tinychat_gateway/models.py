@@ -44,6 +44,10 @@ class ChatConfig(BaseModel):
     enabled: bool
 
 
+class TitleResponse(BaseModel):
+    title: str = Field(description="A short title for the conversation, from the model.")
+
+
 class ModelGroup(BaseModel):
     """The models of one endpoint of chat-service (CHAT_ENDPOINTS), for a grouped picker."""
 

@@ -16,6 +16,7 @@ from .models import (
     RlmValidateRequest,
     RlmValidateResponse,
     StreamEvent,
+    TitleResponse,
 )
 
 REF = "#/components/schemas/{model}"
@@ -27,6 +28,7 @@ SCHEMA_MODELS: list[type[BaseModel]] = [
     HealthResponse,
     ErrorBody,
     StreamEvent,
+    TitleResponse,
 ]
 
 
@@ -42,6 +44,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
     meaning = {
         400: "The request is not valid (bad JSON, unknown keys, out-of-range values).",
         401: "RLM needs a passcode and the one given is missing or wrong.",
+        409: "Titles from the model are off for this model's endpoint.",
         413: "The body or a message is too large.",
         429: "Too many requests or wrong passcodes; see Retry-After.",
         502: "A service behind the gateway answered something unexpected.",
@@ -107,6 +110,21 @@ def _operations() -> dict[str, Any]:
                         },
                     },
                     **_errors(400, 401, 413, 429, 502, 503),
+                },
+            }
+        },
+        "/api/chat/title": {
+            "post": {
+                "summary": "A short title for a conversation, from one cheap non-streaming call to "
+                "its model (where the model's endpoint allows titles).",
+                "operationId": "chatTitle",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(ChatRequest)}},
+                },
+                "responses": {
+                    "200": _json(TitleResponse, "The title."),
+                    **_errors(400, 409, 413, 502, 503),
                 },
             }
         },

@@ -36,7 +36,13 @@ class TwoEndpointStack(Stack):
         endpoints = {
             "endpoints": [
                 {"name": "cloud", "label": "Cloud", "url": self.upstream.url, "api_key": CLOUD_KEY},
-                {"name": "local", "label": "Local", "url": self.local.url, "api_key": LOCAL_KEY},
+                {
+                    "name": "local",
+                    "label": "Local",
+                    "url": self.local.url,
+                    "api_key": LOCAL_KEY,
+                    "titles": True,
+                },
             ]
         }
         chat_url = await self._serve(
@@ -85,8 +91,8 @@ def test_models_are_grouped_by_endpoint_and_each_request_reaches_its_own(page, s
     wait_for_answers(page, 1)
     assert "From the local server." in last_answer(page).inner_text()
     local = stack.run(lambda: (list(stack.local.history), list(stack.local.headers)))
-    assert local[0][-1]["model"] == "llama3:8b"
-    assert local[1][-1]["Authorization"] == f"Bearer {LOCAL_KEY}"
+    assert local[0][0]["model"] == "llama3:8b" and local[0][0]["stream"] is True
+    assert all(h["Authorization"] == f"Bearer {LOCAL_KEY}" for h in local[1])
 
     stack.run(lambda: stack.upstream.enqueue(Reply(text="From the cloud.")))
     page.select_option("#model-select", "cloud/o-mini")
@@ -96,7 +102,34 @@ def test_models_are_grouped_by_endpoint_and_each_request_reaches_its_own(page, s
     cloud = stack.run(lambda: (list(stack.upstream.history), list(stack.upstream.headers)))
     assert cloud[0][-1]["model"] == "o-mini"
     assert cloud[1][-1]["Authorization"] == f"Bearer {CLOUD_KEY}"
-    assert stack.run(lambda: len(stack.local.history)) == 1
+    # The local endpoint was asked for the answer (and then a title), never for the cloud's.
+    asked = stack.run(lambda: [h["model"] for h in stack.local.history])
+    assert set(asked) == {"llama3:8b"}
+
+
+def test_a_new_conversation_gets_its_title_from_the_model_where_its_endpoint_allows(page, stack):
+    stack.run(
+        lambda: stack.local.enqueue(Reply(text="Sure, here is a plan."), Reply(text="Lisbon Weekend Plan"))
+    )
+    open_app(page)
+    page.select_option("#model-select", "local/qwen3")
+    send(page, "Plan a weekend in Lisbon for me please")
+    wait_for_answers(page, 1)
+    page.wait_for_function(
+        "() => document.querySelector('#chat-title').textContent === 'Lisbon Weekend Plan'"
+    )
+    assert page.locator("#conversation-list").inner_text().count("Lisbon Weekend Plan") == 1
+    sent = stack.run(lambda: stack.local.history[-1])
+    assert sent["stream"] is False and sent["model"] == "qwen3"
+
+    # The cloud endpoint bills: no title call, the first message stays the title.
+    page.keyboard.press("Control+k")
+    stack.run(lambda: stack.upstream.enqueue(Reply(text="ok")))
+    page.select_option("#model-select", "cloud/gpt-x")
+    send(page, "Quick question about taxes")
+    wait_for_answers(page, 1)
+    assert page.locator("#chat-title").inner_text() == "Quick question about taxes"
+    assert stack.run(lambda: len(stack.upstream.history)) == 1
 
 
 def test_the_max_tokens_setting_is_sent_with_the_request(page, stack):

@@ -27,6 +27,16 @@ export async function fetchConfig() {
   return response.json();
 }
 
+export async function fetchTitle(body) {
+  const response = await fetch("/api/chat/title", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) throw await readError(response);
+  return String((await response.json()).title || "");
+}
+
 export async function validateRlmPasscode(passcode) {
   const response = await fetch("/api/rlm/validate", {
     method: "POST",

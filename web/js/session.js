@@ -3,6 +3,7 @@
 
 import { ApiError, streamChat } from "./api.js";
 import { newId } from "./images.js";
+import { suggestTitle } from "./titles.js";
 import { startTiming } from "./ui/usage.js";
 
 function base64Of(dataUri) {
@@ -133,6 +134,7 @@ export class ChatSession {
       this.composer.setBusy(false);
       this.view.setStreaming(null);
     }
+    if (final.state === "done" && !conversation.rlm) suggestTitle(this.store, this.config, conversationId, this.settings.modelFor(conversation));
   }
 
   // Applies one event; returns the message's final state when the event decides it.
