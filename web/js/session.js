@@ -126,6 +126,8 @@ export class ChatSession {
         final = (await this.apply(event, conversationId, answer, update, seen)) || final;
       }
       if (final.usage) final.timing = timing.result();
+      const thought = this.store.findMessage(conversationId, answer.id);
+      if (thought?.reasoning && thought.reasoningMs === undefined) final.reasoningMs = Date.now() - thought.reasoningStartedAt;
     } catch (error) {
       final = this.failure(error, controller, Boolean(conversation.rlm));
     } finally {
