@@ -80,3 +80,30 @@ def test_an_estimate_is_marked_as_one(page, stack):
     wait_for_answers(page, 1)
     line = last_answer(page).locator(".usage").inner_text()
     assert "≈10 out" in line and "estimated" in line, line
+
+
+def test_reasoning_travels_in_exports_and_comes_back_on_import(page, stack, tmp_path):
+    stack.run(lambda: stack.upstream.enqueue(Reply(text="Blue.", reasoning=["Sky scatters short waves."])))
+    open_app(page)
+    send(page, "Why is the sky blue?")
+    wait_for_answers(page, 1)
+    with page.expect_download() as json_download:
+        page.click("#export-all-json")
+    exported = tmp_path / "export.json"
+    json_download.value.save_as(exported)
+    answer = json.loads(exported.read_text())["conversations"][0]["messages"][1]
+    assert answer["reasoning"] == "Sky scatters short waves." and answer["content"] == "Blue."
+    with page.expect_download() as md_download:
+        page.click("#export-all-md")
+    markdown = tmp_path / "export.md"
+    md_download.value.save_as(markdown)
+    assert "> Sky scatters short waves." in markdown.read_text()
+
+    page.click("#clear-all")
+    page.click("#dialog-ok")
+    page.set_input_files("#import-file", str(exported))
+    page.locator(".conversation-link", has_text="Why is the sky blue?").click()
+    block = last_answer(page).locator("details.reasoning")
+    assert block.locator("summary").inner_text().startswith("Thought")
+    block.locator("summary").click()
+    assert block.locator(".reasoning-body").inner_text() == "Sky scatters short waves."
