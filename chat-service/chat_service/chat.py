@@ -37,7 +37,7 @@ class ChatMetrics:
             "tinychat_chat_upstream_errors", "Failed model API calls, by kind.", ["kind"]
         )
         self.events_relayed: Counter = metrics.counter(
-            "tinychat_chat_events_relayed", "Content events relayed to clients."
+            "tinychat_chat_events_relayed", "Content and reasoning events relayed to clients."
         )
         self.completions: Counter = metrics.counter(
             "tinychat_chat_completions", "Finished chat requests, by model and outcome.", ["model", "outcome"]
