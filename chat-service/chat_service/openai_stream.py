@@ -34,10 +34,13 @@ class OpenAIStreamParser:
 
     def take_reasoning(self) -> str:
         """The reasoning the last feed or close brought (may be ""), in order."""
-        if not self._reasoning:
+        pieces = self._reasoning
+        if not pieces:
             return ""
-        text = "".join(self._reasoning)
-        self._reasoning.clear()
+        if len(pieces) == 1:
+            return pieces.pop()
+        text = "".join(pieces)
+        pieces.clear()
         return text
 
     def feed(self, data: bytes) -> str:

@@ -68,6 +68,8 @@ class ThinkSplitter:
         return "", held
 
     def _thinking(self, text: str) -> tuple[str, str]:
+        if not self._held and "<" not in text:
+            return text, ""  # the commonest case: no tag can begin in this delta
         held = self._held + text
         end = held.find(CLOSE_TAG)
         if end >= 0:

@@ -163,3 +163,11 @@ def test_strip_leading_think_keeps_other_text():
     assert strip_leading_think("<think>x</think>\n\nAnswer") == "Answer"
     assert strip_leading_think("Answer <think>x</think>") == "Answer <think>x</think>"
     assert strip_leading_think("<think>never closed") == ""
+
+
+@pytest.mark.parametrize("text", ["plain", 'quote " and \\ backslash', "ünïcode ✓", "\ud800 lone surrogate"])
+def test_a_reasoning_frame_is_the_same_bytes_as_encoding_its_dict(text: str):
+    from tinychat_common import sse
+    from tinychat_common.events import Reasoning
+
+    assert sse.encode(Reasoning(text)) == sse.encode_data({"reasoning": text})
