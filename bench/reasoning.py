@@ -23,7 +23,7 @@ STREAMS = 100
 CHUNKS = 100
 QUICK_CHUNKS = 30
 INTERVAL = 0.02
-FULL_REPEATS = 3
+FULL_REPEATS = 4
 QUICK_REPEATS = 1
 TARGET = 0.95  # think answers' events/s at least 95% of plain answers'
 PROMPT = [{"role": "user", "content": "Think, then answer at length."}]
@@ -65,8 +65,11 @@ async def main(quick: bool = False, *, write: bool = True, echo: bool = True) ->
     async with Stack(chunks=chunks, interval=INTERVAL, with_reference_hops=False) as stack:
         for model in models.values():
             await run_loadgen(spec(stack, model, 20, chunks))  # warm-up
-        for _ in range(repeats):
-            for name, model in models.items():  # interleaved: a disturbance hits both alike
+        for repeat in range(repeats):
+            # Interleaved, and in alternating order (plain, think; think, plain; …): a
+            # disturbance, or whatever a run leaves behind for the next, hits both alike.
+            order = list(models.items()) if repeat % 2 == 0 else list(reversed(models.items()))
+            for name, model in order:
                 runs[name].append(await measured_run(stack, spec(stack, model, STREAMS, chunks)))
     sides = {
         name: {**best(r), "all_events_per_s": [x["events_per_s"] for x in r]} for name, r in runs.items()
