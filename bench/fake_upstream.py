@@ -29,6 +29,9 @@ from typing import Any
 DELTA = " Zqv"
 MARKER = DELTA.strip().encode()
 DEFAULT_MODEL = "bench-model"
+# This model answers like a reasoning model served without a reasoning parser: the first
+# half of its deltas inside a leading `<think>` block, the second half the answer.
+THINK_MODEL = "bench-think"
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024**2
 
@@ -54,6 +57,8 @@ class EncodedStream:
     opening: bytes  # headers, role chunk and the first content delta
     delta: bytes
     closing: bytes  # finish chunk, usage chunk, [DONE] and the last-chunk marker
+    switch: bytes = b""  # sent instead of `delta` as delta number `switch_at` (0 = opening's)
+    switch_at: int = -1
 
 
 def http_chunk(data: bytes) -> bytes:
@@ -82,6 +87,10 @@ def encode_stream(model: str, chunks: int) -> EncodedStream:
         + http_chunk(sse_frame("[DONE]"))
         + b"0\r\n\r\n"
     )
+    if model == THINK_MODEL and chunks > 1:
+        opening = STREAM_HEADERS + role + chunk({"content": "<think>" + DELTA})
+        switch = chunk({"content": "</think>\n\n" + DELTA})
+        return EncodedStream(opening, delta, closing, switch, chunks // 2)
     return EncodedStream(STREAM_HEADERS + role + (delta if chunks else b""), delta, closing)
 
 
@@ -255,7 +264,7 @@ class UpstreamProtocol(asyncio.Protocol):
         if self.transport is None:
             return
         if sent < self.server.script.chunks:
-            self.transport.write(stream.delta)
+            self.transport.write(stream.switch if sent == stream.switch_at else stream.delta)
             self.schedule(stream, started, sent + 1)
             return
         self.transport.write(stream.closing)

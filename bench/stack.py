@@ -21,6 +21,7 @@ from typing import IO, Self
 
 import aiohttp
 
+from bench.fake_upstream import THINK_MODEL
 from bench.runtime import free_port, raise_fd_limit
 
 # Shared with the tests' isolated environment (bench already uses tests' fakes).
@@ -165,7 +166,7 @@ class Stack:
                 "OPENAI_API_URL": fake.url + "/v1",
                 "OPENAI_API_KEY": "bench-key",
                 "DEFAULT_MODEL": MODEL,
-                "AVAILABLE_MODELS": MODEL,
+                "AVAILABLE_MODELS": f"{MODEL},{THINK_MODEL}",
             },
         )
         if self.with_gateway:

@@ -13,6 +13,7 @@ from tinychat_common.service import base_app, client_session_context
 from .catalog import ModelCatalog
 from .chat import ChatMetrics, ChatService
 from .config import ChatSettings
+from .endpoints import Endpoint, Endpoints, host_label
 from .upstream import UpstreamClient, session_timeout
 
 SETTINGS = web.AppKey("chat_settings", ChatSettings)
@@ -51,12 +52,32 @@ def create_app(settings: ChatSettings) -> web.Application:
 
 async def chat_service_context(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    upstream = UpstreamClient(app[SESSION], settings)
     app[CHAT] = ChatService(
-        settings,
-        upstream,
-        ModelCatalog(settings, upstream),
-        app[CHAT_LOG],
-        ChatMetrics(app[METRICS]),
+        settings, build_endpoints(settings, app[SESSION]), app[CHAT_LOG], ChatMetrics(app[METRICS])
     )
     yield
+
+
+def build_endpoints(settings: ChatSettings, session: aiohttp.ClientSession) -> Endpoints:
+    """CHAT_ENDPOINTS' endpoints when configured, else the one OPENAI_API_URL endpoint."""
+    endpoints: list[Endpoint] = []
+    for config in settings.endpoint_configs:
+        key = config.key()
+        hint = f"the key of endpoint '{config.name}'"
+        upstream = UpstreamClient(session, settings, url=config.url, key=key, key_hint=hint)
+        models = None if config.models == "auto" else [m.strip() for m in config.models if m.strip()]
+        catalog = ModelCatalog(
+            upstream,
+            models=list(dict.fromkeys(models)) if models is not None else None,
+            default_model=models[0] if models else "",
+            cache_seconds=settings.models_cache_seconds,
+        )
+        titles = config.titles if config.titles is not None else not key
+        label = config.label or config.name
+        endpoints.append(Endpoint(config.name, label, upstream, catalog, titles, config.model_settings))
+    if not endpoints:
+        upstream = UpstreamClient(session, settings)
+        label = host_label(settings.openai_api_url)
+        catalog = ModelCatalog.from_settings(settings, upstream)
+        endpoints.append(Endpoint("", label, upstream, catalog, settings.titles_enabled))
+    return Endpoints(endpoints, settings.default_model, settings.model_settings)

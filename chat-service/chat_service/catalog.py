@@ -25,15 +25,28 @@ class ModelChoice:
 
 
 class ModelCatalog:
-    def __init__(self, settings: ChatSettings, upstream: UpstreamClient) -> None:
-        self._settings = settings
+    """One endpoint's models: a fixed list (`models`), or the API's own when None."""
+
+    def __init__(
+        self, upstream: UpstreamClient, *, models: list[str] | None, default_model: str, cache_seconds: float
+    ) -> None:
         self._upstream = upstream
-        self._fixed = (
-            None if settings.discover_models else ModelChoice(settings.model_list, settings.default_model)
-        )
+        self._default = default_model
+        self._cache_seconds = cache_seconds
+        self._fixed = None if models is None else ModelChoice(models, default_model)
         self._cached: ModelChoice | None = None
         self._expires = 0.0
         self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: ChatSettings, upstream: UpstreamClient) -> ModelCatalog:
+        """The single OPENAI_API_URL endpoint's catalog: AVAILABLE_MODELS and DEFAULT_MODEL."""
+        return cls(
+            upstream,
+            models=None if settings.discover_models else settings.model_list,
+            default_model=settings.default_model,
+            cache_seconds=settings.models_cache_seconds,
+        )
 
     async def current(self) -> ModelChoice:
         if self._fixed is not None:
@@ -56,27 +69,29 @@ class ModelCatalog:
         return requested
 
     async def _discover(self) -> None:
-        default = self._settings.default_model
+        default = self._default
+        fallback = ModelChoice([default] if default else [], default)
         try:
             found = list(dict.fromkeys(await self._upstream.list_models()))
         except TinyChatError as exc:
             log.warning("model discovery failed (%s); offering only DEFAULT_MODEL=%s", exc.message, default)
-            self._store(ModelChoice([default], default), RETRY_AFTER_FAILURE_SECONDS)
+            self._store(fallback, RETRY_AFTER_FAILURE_SECONDS)
             return
         if not found:
             log.warning("the model API lists no models; offering only DEFAULT_MODEL=%s", default)
-            self._store(ModelChoice([default], default), RETRY_AFTER_FAILURE_SECONDS)
+            self._store(fallback, RETRY_AFTER_FAILURE_SECONDS)
             return
         if default in found:
             found.remove(default)
             found.insert(0, default)
         else:
             # An unreachable default would fail every request that does not pick a model.
-            log.warning(
-                "DEFAULT_MODEL=%s is not offered by the model API; defaulting to %s", default, found[0]
-            )
+            if default:
+                log.warning(
+                    "DEFAULT_MODEL=%s is not offered by the model API; defaulting to %s", default, found[0]
+                )
             default = found[0]
-        self._store(ModelChoice(found, default), self._settings.models_cache_seconds)
+        self._store(ModelChoice(found, default), self._cache_seconds)
 
     def _store(self, choice: ModelChoice, seconds: float) -> None:
         self._cached = choice

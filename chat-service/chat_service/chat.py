@@ -10,14 +10,17 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 from tinychat_common.chatlog import ChatLog, redact_images
 from tinychat_common.errors import TinyChatError
-from tinychat_common.events import Content, Done, Event
+from tinychat_common.events import Content, Done, Event, Reasoning
 from tinychat_common.metrics import ServiceMetrics
 from tinychat_common.models import Message
 
-from .catalog import ModelCatalog
 from .config import ChatSettings
 from .conversation import InternalChatRequest, Limits, prepare_messages, upstream_payload
+from .endpoints import Endpoints, Resolved
+from .errors import NoTitle, TitlesOff, UpstreamParameterRefused
+from .titles import clean_title, title_payload
 from .upstream import Completion, UpstreamClient
+from .usage import with_estimates
 
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
 
@@ -34,7 +37,7 @@ class ChatMetrics:
             "tinychat_chat_upstream_errors", "Failed model API calls, by kind.", ["kind"]
         )
         self.events_relayed: Counter = metrics.counter(
-            "tinychat_chat_events_relayed", "Content events relayed to clients."
+            "tinychat_chat_events_relayed", "Content and reasoning events relayed to clients."
         )
         self.completions: Counter = metrics.counter(
             "tinychat_chat_completions", "Finished chat requests, by model and outcome.", ["model", "outcome"]
@@ -43,12 +46,17 @@ class ChatMetrics:
 
 @dataclass
 class PreparedChat:
-    model: str
+    model: str  # the id the request named (with its endpoint's prefix, if any)
     temperature: float
     messages: list[Message]  # as kept after trimming, for the log
     payload: dict[str, Any]
     started: float
+    resolved: Resolved
     user: str | None = None  # the signed-in identity the gateway passed on, for the log
+
+    @property
+    def upstream(self) -> UpstreamClient:
+        return self.resolved.endpoint.upstream
 
 
 @dataclass
@@ -62,14 +70,13 @@ class ChatService:
     def __init__(
         self,
         settings: ChatSettings,
-        upstream: UpstreamClient,
-        catalog: ModelCatalog,
+        endpoints: Endpoints,
         chat_log: ChatLog,
         metrics: ChatMetrics,
     ) -> None:
         self.settings = settings
-        self.upstream = upstream
-        self.catalog = catalog
+        self.endpoints = endpoints
+        self.catalog = endpoints
         self.chat_log = chat_log
         self.metrics = metrics
         self.limits = Limits(
@@ -79,47 +86,60 @@ class ChatService:
     async def prepare(self, request: InternalChatRequest) -> PreparedChat:
         """Everything that can be refused is refused here, before any stream starts."""
         started = time.perf_counter()
-        model = await self.catalog.resolve(request.model)
+        resolved = await self.endpoints.resolve(request.model)
         # `is None`, not `or`: a temperature of 0 is a choice, not a missing value.
         temperature = (
             self.settings.default_temperature if request.temperature is None else request.temperature
         )
         kept, converted = await prepare_messages(request.messages, self.limits)
-        payload = upstream_payload(request, model, temperature, converted)
-        return PreparedChat(model, temperature, kept, payload, started)
+        quirks = self.endpoints.quirks(resolved)
+        payload = upstream_payload(request, resolved.model, temperature, converted, quirks)
+        return PreparedChat(resolved.public_id, temperature, kept, payload, started, resolved)
 
     async def stream(self, chat: PreparedChat) -> AsyncIterator[Event]:
         """The answer as events, ending with Done; upstream failures are raised."""
         outcome = Outcome()
         parts: list[str] = []
+        thoughts: list[str] = []
         try:
-            async for item in self.upstream.stream_chat(chat.payload):
+            async for item in chat.upstream.stream_chat(chat.payload):
                 if type(item) is str:
-                    if not parts:
+                    if not parts and not thoughts:
                         self.metrics.ttft.labels(chat.model).observe(time.perf_counter() - chat.started)
                     parts.append(item)
                     yield Content(item)
                     continue
-                outcome.finish_reason, outcome.usage = item.finish_reason, item.usage
-                yield Done(item.finish_reason, item.usage)
+                if type(item) is Reasoning:
+                    if not parts and not thoughts:
+                        self.metrics.ttft.labels(chat.model).observe(time.perf_counter() - chat.started)
+                    thoughts.append(item.text)
+                    yield item
+                    continue
+                usage = with_estimates(item.usage, chat.payload["messages"], "".join(thoughts + parts))
+                outcome.finish_reason, outcome.usage = item.finish_reason, usage
+                yield Done(item.finish_reason, usage)
                 return
         except TinyChatError as exc:
             outcome.finish_reason, outcome.error_code = "error", exc.code
             self.metrics.upstream_errors.labels(exc.code).inc()
+            self._adapt(chat, exc)
             raise
         except Exception:
             outcome.finish_reason, outcome.error_code = "error", "internal_error"
             raise
         finally:
             # Counted once per answer, not per event: a metric update takes a lock.
-            self.metrics.events_relayed.inc(len(parts))
-            self._finish(chat, outcome, "".join(parts))
+            self.metrics.events_relayed.inc(len(parts) + len(thoughts))
+            self._finish(chat, outcome, "".join(parts), "".join(thoughts))
 
     async def complete(self, chat: PreparedChat) -> Completion:
         outcome = Outcome()
         completion: Completion | None = None
         try:
-            completion = await self.upstream.complete(chat.payload)
+            completion = await chat.upstream.complete(chat.payload)
+            completion.usage = with_estimates(
+                completion.usage, chat.payload["messages"], completion.reasoning + completion.content
+            )
             outcome.finish_reason, outcome.usage = completion.finish_reason, completion.usage
             if completion.content:
                 self.metrics.ttft.labels(chat.model).observe(time.perf_counter() - chat.started)
@@ -127,11 +147,40 @@ class ChatService:
         except TinyChatError as exc:
             outcome.finish_reason, outcome.error_code = "error", exc.code
             self.metrics.upstream_errors.labels(exc.code).inc()
+            self._adapt(chat, exc)
             raise
         finally:
-            self._finish(chat, outcome, completion.content if completion else "")
+            self._finish(
+                chat,
+                outcome,
+                completion.content if completion else "",
+                completion.reasoning if completion else "",
+            )
 
-    def _finish(self, chat: PreparedChat, outcome: Outcome, response: str) -> None:
+    async def title(self, request: InternalChatRequest) -> str:
+        """A short title for the conversation, from one non-streaming call."""
+        resolved = await self.endpoints.resolve(request.model)
+        if not resolved.endpoint.titles:
+            raise TitlesOff()
+        kept, _ = await prepare_messages(request.messages, self.limits)
+        payload = title_payload(resolved.model, kept, self.endpoints.quirks(resolved))
+        try:
+            title = clean_title(await resolved.endpoint.upstream.complete_once(payload))
+        except UpstreamParameterRefused as exc:
+            self.endpoints.learn(resolved, exc.parameter)
+            raise
+        except TinyChatError as exc:
+            self.metrics.upstream_errors.labels(exc.code).inc()
+            raise
+        if not title:
+            raise NoTitle()
+        return title
+
+    def _adapt(self, chat: PreparedChat, exc: TinyChatError) -> None:
+        if isinstance(exc, UpstreamParameterRefused):
+            self.endpoints.learn(chat.resolved, exc.parameter)
+
+    def _finish(self, chat: PreparedChat, outcome: Outcome, response: str, reasoning: str = "") -> None:
         self.metrics.completions.labels(chat.model, outcome.finish_reason).inc()
         if not self.chat_log.enabled:
             return
@@ -145,6 +194,8 @@ class ChatService:
             "usage": outcome.usage,
             "duration_ms": round((time.perf_counter() - chat.started) * 1000, 1),
         }
+        if reasoning:
+            entry["reasoning"] = reasoning
         if outcome.error_code:
             entry["error"] = outcome.error_code
         if chat.user:

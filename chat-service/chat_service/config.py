@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from tinychat_common.settings import HttpUrl, LogPath, ServiceSettings
+
+from .endpoint_config import EndpointConfig, ModelQuirks, parse_model_settings, read_endpoints
 
 AUTO_MODELS = "auto"
 DEFAULT_MODEL_LIST = "gpt-3.5-turbo,gpt-4,gpt-4-turbo"
@@ -30,11 +33,44 @@ class ChatSettings(ServiceSettings):
     upstream_idle_timeout: float = Field(default=120.0, gt=0)
     models_cache_seconds: float = Field(default=60.0, ge=0)
 
+    # Several endpoints (see endpoints.py): JSON inline, or a mounted file; either replaces
+    # OPENAI_API_URL, OPENAI_API_KEY and AVAILABLE_MODELS.
+    chat_endpoints: str = ""
+    chat_endpoints_file: str = ""
+    # Per-model quirks, JSON: {"o3-mini": {"temperature": false, "max_tokens_param": "max_completion_tokens"}}
+    chat_model_settings: str = ""
+    # Short titles from the model after a conversation's first answer (OPENAI_API_URL's
+    # endpoint; the others say `titles` in their entry). auto: on unless a key is set.
+    chat_titles: Literal["auto", "on", "off"] = "auto"
+
+    _endpoints: list[EndpointConfig] = PrivateAttr(default_factory=list)
+    _model_settings: dict[str, ModelQuirks] = PrivateAttr(default_factory=dict)
+
     @model_validator(mode="after")
     def _models_listed(self) -> ChatSettings:
         if not self.available_models.strip():
             self.available_models = DEFAULT_MODEL_LIST
         return self
+
+    @model_validator(mode="after")
+    def _endpoints_read(self) -> ChatSettings:
+        self._endpoints = read_endpoints(self.chat_endpoints, self.chat_endpoints_file)
+        self._model_settings = parse_model_settings(self.chat_model_settings)
+        return self
+
+    @property
+    def endpoint_configs(self) -> list[EndpointConfig]:
+        return self._endpoints
+
+    @property
+    def model_settings(self) -> dict[str, ModelQuirks]:
+        return self._model_settings
+
+    @property
+    def titles_enabled(self) -> bool:
+        if self.chat_titles == "auto":
+            return not self.openai_api_key.get_secret_value()
+        return self.chat_titles == "on"
 
     @property
     def discover_models(self) -> bool:

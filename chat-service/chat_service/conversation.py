@@ -15,7 +15,9 @@ from pydantic import Field
 from tinychat_common.errors import MessageTooLong
 from tinychat_common.models import ChatRequest, Message
 
+from .endpoint_config import DEFAULT_QUIRKS, ModelQuirks
 from .errors import ImageTooLarge, InvalidImage
+from .reasoning import strip_leading_think
 
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 # Decoding megabytes of base64 takes milliseconds: do it in a thread beyond this size.
@@ -27,7 +29,6 @@ class InternalChatRequest(ChatRequest):
     forbids these fields, so only internal callers can send them."""
 
     stop: list[str] | str | None = Field(default=None, description="Up to 4 stop sequences.")
-    max_tokens: int | None = Field(default=None, gt=0)
 
     def stop_list(self) -> list[str] | None:
         if self.stop is None:
@@ -115,6 +116,9 @@ def _too_large(size: int, max_bytes: int) -> str:
 
 
 async def to_openai_message(message: Message, max_image_bytes: int) -> dict[str, Any]:
+    if message.role == "assistant":
+        # An earlier answer's reasoning is never sent back, even if its text still holds it.
+        return {"role": "assistant", "content": strip_leading_think(message.content)}
     if not message.image or message.role != "user":
         # Only user turns may carry images upstream; an earlier generated picture stays text.
         return {"role": message.role, "content": message.content}
@@ -140,18 +144,23 @@ async def prepare_messages(messages: list[Message], limits: Limits) -> tuple[lis
 
 
 def upstream_payload(
-    request: InternalChatRequest, model: str, temperature: float, messages: list[dict]
+    request: InternalChatRequest,
+    model: str,
+    temperature: float,
+    messages: list[dict],
+    quirks: ModelQuirks = DEFAULT_QUIRKS,
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "model": model,
         "messages": messages,
-        "temperature": temperature,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+    if quirks.temperature:
+        payload["temperature"] = temperature
     stops = request.stop_list()
     if stops:
         payload["stop"] = stops
     if request.max_tokens is not None:
-        payload["max_tokens"] = request.max_tokens
+        payload[quirks.max_tokens_param] = request.max_tokens
     return payload

@@ -1,12 +1,15 @@
 """What can go wrong in chat-service, each with a status, a code and a readable message.
 
     TinyChatError (tinychat_common.errors)
+    ├── TitlesOff                     409 titles_off
     ├── BadRequest
     │   ├── InvalidImage              400 invalid_image
     │   └── ImageTooLarge             413 image_too_large
     ├── UpstreamError                 502 upstream_error
     │   ├── UpstreamAuthFailed        502 upstream_auth_failed
     │   ├── UpstreamModelNotFound     502 upstream_model_not_found
+    │   ├── NoTitle                   502 no_title
+    │   ├── UpstreamParameterRefused  502 upstream_parameter_refused (temperature, max_tokens)
     │   ├── UpstreamRejected          502 upstream_rejected     (another 4xx, e.g. context too long)
     │   ├── UpstreamRateLimited       503 upstream_rate_limited
     │   ├── UpstreamUnavailable       502 upstream_unavailable  (5xx, cannot connect)
@@ -20,7 +23,7 @@ upstream.py is the one place that turns aiohttp errors and upstream answers into
 
 from __future__ import annotations
 
-from tinychat_common.errors import BadRequest, UpstreamError, UpstreamTimeout
+from tinychat_common.errors import BadRequest, TinyChatError, UpstreamError, UpstreamTimeout
 
 
 class InvalidImage(BadRequest):
@@ -47,6 +50,41 @@ class UpstreamModelNotFound(UpstreamError):
 class UpstreamRejected(UpstreamError):
     code = "upstream_rejected"
     default_message = "The model API rejected the request."
+
+
+class TitlesOff(TinyChatError):
+    """Titles are off for this model's endpoint (CHAT_TITLES, or the endpoint's `titles`)."""
+
+    status = 409
+    code = "titles_off"
+    default_message = "Titles from the model are off for this endpoint."
+
+
+class NoTitle(UpstreamError):
+    code = "no_title"
+    default_message = "The model answered no usable title."
+
+
+class UpstreamParameterRefused(UpstreamError):
+    """A model refuses a parameter that others take (o-series: `temperature`, `max_tokens`).
+    Says which setting sends the right thing; chat-service also adapts on its own after it."""
+
+    code = "upstream_parameter_refused"
+    default_message = "The model refused a parameter of the request."
+
+    def __init__(self, parameter: str, model: str, detail: str) -> None:
+        self.parameter = parameter
+        self.model = model
+        setting = (
+            '"temperature": false'
+            if parameter == "temperature"
+            else '"max_tokens_param": "max_completion_tokens"'
+        )
+        super().__init__(
+            f"The model '{model}' does not accept `{parameter}` ({detail}). TinyChat adapts from now "
+            f'on; send again. To make it permanent, set {{"{model}": {{{setting}}}}} in '
+            "CHAT_MODEL_SETTINGS (or the endpoint's model_settings)."
+        )
 
 
 class UpstreamRateLimited(UpstreamError):

@@ -30,6 +30,7 @@ async def chat_complete(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "content": completion.content,
+            "reasoning": completion.reasoning,
             "finish_reason": completion.finish_reason,
             "usage": completion.usage,
             "model": prepared.model,
@@ -37,12 +38,19 @@ async def chat_complete(request: web.Request) -> web.Response:
     )
 
 
+async def chat_title(request: web.Request) -> web.Response:
+    body = await parse_body(request, InternalChatRequest)
+    return web.json_response({"title": await request.app[CHAT].title(body)})
+
+
 async def list_models(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    choice = await request.app[CHAT].catalog.current()
+    endpoints = request.app[CHAT].endpoints
+    choice, groups = await endpoints.snapshot()
     return web.json_response(
         {
             "models": choice.models,
+            "model_groups": groups,
             "default_model": choice.default_model,
             "default_temperature": settings.default_temperature,
             "max_message_length": settings.max_message_length,

@@ -3,8 +3,9 @@
 The SSE rules (split reads, CRLF, comments, multi-line data) are the shared SSEDecoder's;
 this layer knows the OpenAI payloads: `[DONE]`, chunks whose `choices` is empty (the usage
 chunk), `finish_reason`, and the `{"error": {...}}` objects some servers send as events.
-One `feed()` returns the text of every delta in the bytes it was given, joined, so deltas
-that arrive together leave together.
+One `feed()` returns the answer text of every delta in the bytes it was given, joined, so
+deltas that arrive together leave together; the reasoning they carried (`reasoning_content`,
+`reasoning`, or a leading `<think>` block, see reasoning.py) waits in `take_reasoning()`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from tinychat_common.sse import SSEDecoder, SSELineTooLong
 
 from .errors import UpstreamBadResponse, UpstreamError
+from .reasoning import ThinkSplitter
 
 DONE_SENTINEL = "[DONE]"
 # One chunk of a streamed completion is a few hundred bytes; a line this long is not one.
@@ -22,13 +24,26 @@ MAX_UPSTREAM_LINE_CHARS = 4 * 1024 * 1024
 
 
 class OpenAIStreamParser:
-    def __init__(self, scrub: Any = None) -> None:
+    def __init__(self, scrub: Any = None, *, split_think: bool = True) -> None:
         self._decoder = SSEDecoder(MAX_UPSTREAM_LINE_CHARS)
         self._scrub = scrub or (lambda text: text)
         self.finish_reason: str | None = None
         self.usage: dict[str, Any] | None = None
         self.done = False  # `[DONE]` seen: nothing after it counts
         self.failure: UpstreamError | None = None
+        self._reasoning: list[str] = []
+        self._think: ThinkSplitter | None = ThinkSplitter() if split_think else None
+
+    def take_reasoning(self) -> str:
+        """The reasoning the last feed or close brought (may be ""), in order."""
+        pieces = self._reasoning
+        if not pieces:
+            return ""
+        if len(pieces) == 1:
+            return pieces.pop()
+        text = "".join(pieces)
+        pieces.clear()
+        return text
 
     def feed(self, data: bytes) -> str:
         """The text the bytes complete (may be ""). An error event or garbage is kept in
@@ -45,13 +60,22 @@ class OpenAIStreamParser:
     def close(self) -> str:
         """End of the byte stream: a last event without its blank line still counts."""
         if self.done or self.failure is not None:
-            return ""
+            return self._close_think()
         try:
             payloads = self._decoder.close()
         except SSELineTooLong:
             self.failure = _line_too_long()
+            return self._close_think()
+        return self._take(payloads) + self._close_think()
+
+    def _close_think(self) -> str:
+        if self._think is None:
             return ""
-        return self._take(payloads)
+        reasoning, text = self._think.close()
+        self._think = None
+        if reasoning:
+            self._reasoning.append(reasoning)
+        return text
 
     @property
     def complete(self) -> bool:
@@ -113,9 +137,23 @@ class OpenAIStreamParser:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue  # we ask for one choice; ignore anything else
             delta = choice.get("delta") or choice.get("message") or {}
-            content = delta.get("content") if isinstance(delta, dict) else None
+            if not isinstance(delta, dict):
+                delta = {}
+            # DeepSeek, vLLM and llama.cpp say reasoning_content; OpenRouter and Ollama say
+            # reasoning (next to reasoning_details, which repeats it in structured form).
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+            if isinstance(reasoning, str) and reasoning:
+                self._reasoning.append(reasoning)
+            content = delta.get("content")
             if isinstance(content, str) and content:
-                texts.append(content)
+                if self._think is not None:
+                    thought, content = self._think.feed(content)
+                    if thought:
+                        self._reasoning.append(thought)
+                    if self._think.passing:
+                        self._think = None
+                if content:
+                    texts.append(content)
             if choice.get("finish_reason"):
                 self.finish_reason = str(choice["finish_reason"])
         return "".join(texts)

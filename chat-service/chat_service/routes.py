@@ -10,4 +10,5 @@ from . import handlers
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/v1/chat/stream", handlers.chat_stream)
     app.router.add_post("/v1/chat/complete", handlers.chat_complete)
+    app.router.add_post("/v1/chat/title", handlers.chat_title)
     app.router.add_get("/v1/models", handlers.list_models)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiohttp
 from tinychat_common.deadline import ReadDeadline
+from tinychat_common.events import Reasoning
 from tinychat_common.redact import Scrubber
 
 from .config import ChatSettings
@@ -28,6 +30,7 @@ from .errors import (
     UpstreamConnectionLost,
     UpstreamError,
     UpstreamModelNotFound,
+    UpstreamParameterRefused,
     UpstreamRateLimited,
     UpstreamRejected,
     UpstreamStalled,
@@ -54,6 +57,7 @@ class Completion:
     content: str
     finish_reason: str
     usage: dict[str, Any] | None = None
+    reasoning: str = ""
 
 
 def session_timeout(settings: ChatSettings) -> aiohttp.ClientTimeout:
@@ -63,14 +67,25 @@ def session_timeout(settings: ChatSettings) -> aiohttp.ClientTimeout:
 
 
 class UpstreamClient:
-    def __init__(self, session: aiohttp.ClientSession, settings: ChatSettings) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        settings: ChatSettings,
+        *,
+        url: str | None = None,
+        key: str | None = None,
+        key_hint: str = "OPENAI_API_KEY",
+    ) -> None:
+        """The OPENAI_API_URL endpoint, or (url, key) of one of CHAT_ENDPOINTS'."""
         self._session = session
         self._settings = settings
+        url = settings.openai_api_url if url is None else url
+        key = settings.openai_api_key.get_secret_value() if key is None else key
+        self._key_hint = key_hint
         # Credentials in the URL (user:password@) become Basic auth, unless an API key is set.
-        self._base = settings.public_api_url
-        self._where = urlsplit(settings.openai_api_url).hostname or "the model API"
-        key = settings.openai_api_key.get_secret_value()
-        user, password = _url_credentials(settings.openai_api_url)
+        self._base = public_url(url)
+        self._where = urlsplit(url).hostname or "the model API"
+        user, password = _url_credentials(url)
         if key:
             self._authorization = f"Bearer {key}"
         elif user or password:
@@ -111,8 +126,9 @@ class UpstreamClient:
             raise UpstreamBadResponse("The model API's model list has no `data` array.")
         return [str(item["id"]) for item in data if isinstance(item, dict) and item.get("id")]
 
-    async def stream_chat(self, payload: dict[str, Any]) -> AsyncIterator[str | StreamEnd]:
-        """Yield the answer's text, one string per read from the API, then one StreamEnd."""
+    async def stream_chat(self, payload: dict[str, Any]) -> AsyncIterator[str | Reasoning | StreamEnd]:
+        """Yield the answer's text, one string per read from the API (its reasoning as
+        Reasoning events, before the text of the same read), then one StreamEnd."""
         model = str(payload.get("model"))
         response = await self._open_stream(payload)
         parser = OpenAIStreamParser(self.scrub)
@@ -134,13 +150,42 @@ class UpstreamClient:
     async def complete(self, payload: dict[str, Any]) -> Completion:
         """The whole answer at once; streamed underneath so the same timeouts apply."""
         parts: list[str] = []
+        thoughts: list[str] = []
         end = StreamEnd("stop")
         async for item in self.stream_chat(payload):
             if isinstance(item, StreamEnd):
                 end = item
+            elif isinstance(item, Reasoning):
+                thoughts.append(item.text)
             else:
                 parts.append(item)
-        return Completion("".join(parts), end.finish_reason, end.usage)
+        return Completion("".join(parts), end.finish_reason, end.usage, "".join(thoughts))
+
+    async def complete_once(self, payload: dict[str, Any]) -> str:
+        """One non-streaming completion (`stream: false`): the answer's text."""
+        timeout = self._settings.upstream_first_byte_timeout
+        try:
+            async with (
+                asyncio.timeout(timeout),
+                self._session.post(
+                    f"{self._base}/chat/completions", json=payload, headers=self._headers()
+                ) as response,
+            ):
+                if response.status != 200:
+                    raise await self._status_error(response, model=str(payload.get("model")))
+                body = await response.json(content_type=None)
+        except aiohttp.ClientError as exc:  # before TimeoutError: aiohttp's timeouts are both
+            raise self._transport_error(exc, started=False) from None
+        except TimeoutError:
+            raise UpstreamTimeout(f"The model API did not answer within {timeout:g} s.") from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UpstreamBadResponse("The model API's answer is not JSON.") from None
+        choices = body.get("choices") if isinstance(body, dict) else None
+        message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, str):
+            raise UpstreamBadResponse("The model API's answer has no message content.")
+        return content
 
     async def _open_stream(self, payload: dict[str, Any]) -> aiohttp.ClientResponse:
         timeout = self._settings.upstream_first_byte_timeout
@@ -166,7 +211,7 @@ class UpstreamClient:
 
     async def _read_stream(
         self, response: aiohttp.ClientResponse, parser: OpenAIStreamParser, deadline: ReadDeadline
-    ) -> AsyncIterator[str]:
+    ) -> AsyncIterator[str | Reasoning]:
         # readany() directly, not iter_any(): one call less per read on the hot path.
         content = response.content
         while not parser.done:
@@ -181,6 +226,9 @@ class UpstreamClient:
                 break  # the end of the body
             deadline.got_data()
             text = parser.feed(data)
+            thought = parser.take_reasoning()
+            if thought:
+                yield Reasoning(thought)
             if text:
                 yield text
             if parser.failure is not None:
@@ -188,6 +236,9 @@ class UpstreamClient:
         if deadline.expired:
             raise deadline_error(deadline)
         tail = parser.close()
+        thought = parser.take_reasoning()
+        if thought:
+            yield Reasoning(thought)
         if tail:
             yield tail
         parser.raise_failure()
@@ -207,13 +258,16 @@ class UpstreamClient:
         if status in (401, 403):
             # The provider's text may quote part of the key: say what to fix instead.
             return UpstreamAuthFailed(
-                f"The model API refused the request (HTTP {status}). Check OPENAI_API_KEY."
+                f"The model API refused the request (HTTP {status}). Check {self._key_hint}."
             )
         if status == 404:
             what = f"the model '{model}'" if model else "this request"
             return UpstreamModelNotFound(
                 f"The model API has no {what} (HTTP 404){suffix} Check the model name and OPENAI_API_URL."
             )
+        refused = refused_parameter(detail) if status == 400 else None
+        if refused is not None:
+            return UpstreamParameterRefused(refused, model or "", detail)
         if status == 429:
             return UpstreamRateLimited(f"The model API is rate limiting requests (HTTP 429){suffix}")
         if 400 <= status < 500:
@@ -254,6 +308,38 @@ def deadline_error(deadline: ReadDeadline) -> UpstreamTimeout:
     if not deadline.got_first_byte:
         return UpstreamTimeout(f"The model API did not start answering within {deadline.first_byte:g} s.")
     return UpstreamStalled(f"The model API sent nothing for {deadline.idle:g} s in the middle of the answer.")
+
+
+def public_url(url: str) -> str:
+    """The URL without any user:password part: safe for logs and messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return parts._replace(netloc=netloc).geturl()
+
+
+_REFUSALS = (
+    # OpenAI: "Unsupported parameter: 'max_tokens' is not supported with this model. Use
+    # 'max_completion_tokens' instead." / "Unsupported value: 'temperature' does not support
+    # 0.7 with this model. Only the default (1) value is supported."
+    ("max_tokens", re.compile(r"max_tokens.{0,80}(not supported|unsupported)|max_completion_tokens", re.I)),
+    (
+        "temperature",
+        re.compile(
+            r"temperature.{0,80}(not supported|unsupported|does not support|only the default)"
+            r"|unsupported (parameter|value).{0,20}temperature",
+            re.I,
+        ),
+    ),
+)
+
+
+def refused_parameter(detail: str) -> str | None:
+    """Which request parameter a 400's message says the model refuses, if it says so."""
+    for parameter, pattern in _REFUSALS:
+        if pattern.search(detail):
+            return parameter
+    return None
 
 
 def _url_credentials(url: str) -> tuple[str, str]:

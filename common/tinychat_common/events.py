@@ -20,6 +20,16 @@ class Content:
 
 
 @dataclass(frozen=True, slots=True)
+class Reasoning:
+    """A piece of the model's reasoning: shown apart from the answer, never sent back."""
+
+    text: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"reasoning": self.text}
+
+
+@dataclass(frozen=True, slots=True)
 class Status:
     text: str
 
@@ -63,7 +73,7 @@ class Done:
         return {"done": True, "finish_reason": self.finish_reason, "usage": self.usage}
 
 
-Event = Content | Status | ImageResult | RlmStep | Error | Done
+Event = Content | Reasoning | Status | ImageResult | RlmStep | Error | Done
 
 
 def from_dict(data: dict[str, Any]) -> Event:
@@ -80,4 +90,6 @@ def from_dict(data: dict[str, Any]) -> Event:
         return Status(str(data["status"]))
     if "content" in data:
         return Content(str(data["content"]))
+    if "reasoning" in data:
+        return Reasoning(str(data["reasoning"]))
     raise ValueError(f"not a TinyChat event: {sorted(data)}")

@@ -43,6 +43,12 @@ class ChatRequest(BaseModel):
     messages: list[Message] = Field(min_length=1)
     model: str | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        description="Longest answer, in tokens (the conversation's setting).",
+    )
     rlm: bool = False
     show_rlm_thinking: bool = True
     documents: list[Document] | None = Field(

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from .events import Content, Event
+from .events import Content, Event, Reasoning
 
 KEEPALIVE = b": keepalive\n\n"
 
@@ -21,6 +21,7 @@ KEEPALIVE = b": keepalive\n\n"
 # One encoder object, made once: json.dumps() with options builds a new one per call.
 _to_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _CONTENT_START = b'data: {"content":'
+_REASONING_START = b'data: {"reasoning":'
 _FRAME_END = b"}\n\n"
 
 
@@ -29,6 +30,8 @@ def encode(event: Event) -> bytes:
         # The commonest event by far, and its frame is fixed around one JSON string: the
         # same bytes as encoding {"content": text}, without building the dict.
         return _CONTENT_START + _utf8(_to_json(event.text)) + _FRAME_END
+    if type(event) is Reasoning:  # a reasoning model sends as many of these as of content
+        return _REASONING_START + _utf8(_to_json(event.text)) + _FRAME_END
     return encode_data(event.as_dict())
 
 

@@ -23,6 +23,7 @@ from .models import (
     ConfigResponse,
     HealthResponse,
     ImageConfig,
+    ModelGroup,
     RlmConfig,
     RlmValidateRequest,
     RlmValidateResponse,
@@ -168,6 +169,7 @@ async def config(request: web.Request) -> web.Response:
     answer = ConfigResponse(
         version=gateway.version,
         models=_strings(chat.get("models")),
+        model_groups=_model_groups(chat.get("model_groups")),
         default_model=_typed(chat.get("default_model"), str),
         default_temperature=_typed(chat.get("default_temperature"), float),
         max_message_length=min(
@@ -189,6 +191,22 @@ async def config(request: web.Request) -> web.Response:
         ),
     )
     return web.json_response(answer.model_dump(), headers={"Cache-Control": "no-cache"})
+
+
+def _model_groups(value: Any) -> list[ModelGroup]:
+    groups = []
+    for item in value if isinstance(value, list) else []:
+        if not isinstance(item, dict):
+            continue
+        groups.append(
+            ModelGroup(
+                endpoint=_typed(item.get("endpoint"), str) or "",
+                label=_typed(item.get("label"), str) or "",
+                titles=item.get("titles") is True,
+                models=_strings(item.get("models")),
+            )
+        )
+    return groups
 
 
 def _strings(value: Any) -> list[str]:

@@ -45,9 +45,23 @@ class ChatConfig(BaseModel):
     enabled: bool
 
 
+class TitleResponse(BaseModel):
+    title: str = Field(description="A short title for the conversation, from the model.")
+
+
+class ModelGroup(BaseModel):
+    """The models of one endpoint of chat-service (CHAT_ENDPOINTS), for a grouped picker."""
+
+    endpoint: str = Field(description='The endpoint\'s name; "" for the single OPENAI_API_URL one.')
+    label: str
+    titles: bool = Field(description="Whether /api/chat/title may be asked for these models.")
+    models: list[str]
+
+
 class ConfigResponse(BaseModel):
     version: str
     models: list[str]
+    model_groups: list[ModelGroup] = Field(default_factory=list)
     default_model: str | None
     default_temperature: float | None
     max_message_length: int
@@ -72,10 +86,15 @@ class HealthResponse(BaseModel):
 
 
 class StreamEvent(BaseModel):
-    """One `data:` payload of the event stream; exactly one of content, status, image, rlm,
-    error or done is the event's kind, and `done` is always the last event."""
+    """One `data:` payload of the event stream; exactly one of content, reasoning, status,
+    image, rlm, error or done is the event's kind, and `done` is always the last event."""
 
     content: str | None = None
+    reasoning: str | None = Field(
+        default=None,
+        description="A piece of the model's reasoning (from reasoning_content, reasoning or a "
+        "leading <think> block), in order; never part of `content`, and never to be sent back.",
+    )
     status: str | None = None
     image: str | None = Field(default=None, description="A data: URI of a generated image.")
     prompt: str | None = None
@@ -84,4 +103,8 @@ class StreamEvent(BaseModel):
     code: str | None = None
     done: bool | None = None
     finish_reason: str | None = Field(default=None, description="stop, length, error or cancelled.")
-    usage: dict | None = None
+    usage: dict | None = Field(
+        default=None,
+        description="On `done`: prompt_tokens, completion_tokens, total_tokens as the model API "
+        'reported them, or estimated (then with "estimated": true) where it reported none.',
+    )

@@ -17,6 +17,7 @@ from .models import (
     RlmValidateRequest,
     RlmValidateResponse,
     StreamEvent,
+    TitleResponse,
 )
 
 REF = "#/components/schemas/{model}"
@@ -31,6 +32,7 @@ SCHEMA_MODELS: list[type[BaseModel]] = [
     LoginRequest,
     OkResponse,
     SessionResponse,
+    TitleResponse,
 ]
 
 
@@ -48,6 +50,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "RLM needs a passcode and the one given is missing or wrong, or a login is needed.",
         403: "A Host that is not served here, or a request from another site.",
         404: "Not available in this configuration.",
+        409: "Titles from the model are off for this model's endpoint.",
         413: "The body or a message is too large.",
         415: "The body is not application/json.",
         429: "Too many requests or wrong passcodes; see Retry-After.",
@@ -114,6 +117,21 @@ def _operations() -> dict[str, Any]:
                         },
                     },
                     **_errors(400, 401, 403, 413, 415, 429, 502, 503),
+                },
+            }
+        },
+        "/api/chat/title": {
+            "post": {
+                "summary": "A short title for a conversation, from one cheap non-streaming call to "
+                "its model (where the model's endpoint allows titles).",
+                "operationId": "chatTitle",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref(ChatRequest)}},
+                },
+                "responses": {
+                    "200": _json(TitleResponse, "The title."),
+                    **_errors(400, 409, 413, 502, 503),
                 },
             }
         },

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import handlers
+from . import handlers, titles
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/chat/stream", handlers.chat_stream)
+    app.router.add_post("/api/chat/title", titles.chat_title)
     app.router.add_post("/api/rlm/validate", handlers.rlm_validate)
     app.router.add_get("/api/config", handlers.config)
     app.router.add_get("/api/health", handlers.health)

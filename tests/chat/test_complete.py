@@ -16,6 +16,7 @@ async def test_complete_answers_content_usage_and_finish_reason(chat_client, fak
     assert response.status == 200
     assert await response.json() == {
         "content": "print(42)",
+        "reasoning": "",
         "finish_reason": "stop",
         "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
         "model": "fake-model",

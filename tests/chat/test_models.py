@@ -55,6 +55,9 @@ async def test_models_endpoint_reports_models_and_limits(chat_client):
     body = await (await chat_client.get("/v1/models")).json()
     assert body == {
         "models": ["fake-model", "fake-vision"],
+        "model_groups": [
+            {"endpoint": "", "label": "127.0.0.1", "titles": False, "models": ["fake-model", "fake-vision"]}
+        ],
         "default_model": "fake-model",
         "default_temperature": 0.7,
         "max_message_length": 262144,

@@ -123,7 +123,9 @@ async def test_deltas_arriving_in_one_read_leave_as_one_event(chat_client, fake_
     ending = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
     fake_openai.enqueue(Reply(raw=[frames + ending]))
     events = await read_events(await chat_client.post("/v1/chat/stream", json={"messages": [user("hi")]}))
-    assert events == [{"content": "abc"}, {"done": True, "finish_reason": "stop", "usage": None}]
+    # No usage from the API: chat-service estimates it and says so.
+    estimate = {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2, "estimated": True}
+    assert events == [{"content": "abc"}, {"done": True, "finish_reason": "stop", "usage": estimate}]
 
 
 async def test_keepalive_comments_flow_while_the_upstream_is_slow(client_with, fake_openai: FakeOpenAI):

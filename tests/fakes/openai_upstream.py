@@ -3,6 +3,10 @@
 Script it with `enqueue(Reply(...))` (one reply per request, in order) or
 `respond_with(fn)` (a function of the request body); it records every request in
 `history` and every client that hung up mid-stream in `disconnects`.
+
+Reasoning models: `Reply(reasoning=[...], dialect=...)` streams the reasoning deltas before
+the answer, shaped as each server family really sends them (see `REASONING_DIALECTS`); a
+`<think>` block inline is just `chunks` that contain the tags.
 """
 
 from __future__ import annotations
@@ -35,12 +39,47 @@ class Reply:
     stall_after: int | None = None  # after this many chunks, send nothing more, ever
     reset_after: int | None = None  # after this many chunks, drop the connection
     error_event: dict[str, Any] | None = None  # sent as an SSE event after the chunks
+    reasoning: list[str] | None = None  # reasoning deltas, streamed before the answer's
+    dialect: str = "deepseek"  # how the reasoning travels: a key of REASONING_DIALECTS
 
     def deltas(self) -> list[str]:
         if self.chunks is not None:
             return self.chunks
         words = self.text.split(" ")
         return [w if i == 0 else " " + w for i, w in enumerate(words)]
+
+
+def _deepseek(text: str | None, reasoning: str | None) -> dict[str, Any]:
+    # DeepSeek's API (and vLLM's reasoning parsers): both keys on every delta, the unused one null.
+    return {"content": text, "reasoning_content": reasoning}
+
+
+def _llamacpp(text: str | None, reasoning: str | None) -> dict[str, Any]:
+    # llama.cpp's server (--reasoning-format deepseek): only the key that has text.
+    return {"reasoning_content": reasoning} if reasoning is not None else {"content": text}
+
+
+def _openrouter(text: str | None, reasoning: str | None) -> dict[str, Any]:
+    # OpenRouter: `reasoning`, repeated in `reasoning_details`; content is "" meanwhile.
+    if reasoning is None:
+        return {"role": "assistant", "content": text}
+    details = [{"type": "reasoning.text", "text": reasoning, "format": "unknown", "index": 0}]
+    return {"role": "assistant", "content": "", "reasoning": reasoning, "reasoning_details": details}
+
+
+def _ollama(text: str | None, reasoning: str | None) -> dict[str, Any]:
+    # Ollama's OpenAI-compatible API: `reasoning` next to an empty content.
+    if reasoning is None:
+        return {"role": "assistant", "content": text}
+    return {"role": "assistant", "content": "", "reasoning": reasoning}
+
+
+REASONING_DIALECTS: dict[str, Callable[[str | None, str | None], dict[str, Any]]] = {
+    "deepseek": _deepseek,
+    "llamacpp": _llamacpp,
+    "openrouter": _openrouter,
+    "ollama": _ollama,
+}
 
 
 def openai_error(message: str, kind: str = "invalid_request_error", code: str | None = None) -> dict:
@@ -123,12 +162,20 @@ class FakeOpenAI(FakeServer):
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": "".join(reply.deltas())},
+                    "message": self._whole_message(reply),
                     "finish_reason": reply.finish_reason,
                 }
             ],
             "usage": reply.usage,
         }
+
+    @staticmethod
+    def _whole_message(reply: Reply) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(reply.deltas())}
+        if reply.reasoning:
+            field = "reasoning" if reply.dialect in ("openrouter", "ollama") else "reasoning_content"
+            message[field] = "".join(reply.reasoning)
+        return message
 
     async def _stream(self, request: web.Request, body: dict[str, Any], reply: Reply) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -144,6 +191,12 @@ class FakeOpenAI(FakeServer):
         base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": model}
         first = {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
         await response.write(_frame(first))
+        shape = REASONING_DIALECTS[reply.dialect]
+        for thought in reply.reasoning or []:
+            chunk = {**base, "choices": [{"index": 0, "delta": shape(None, thought), "finish_reason": None}]}
+            await response.write(_frame(chunk))
+            if reply.chunk_delay:
+                await asyncio.sleep(reply.chunk_delay)
         for n, delta in enumerate(reply.deltas()):
             if reply.stall_after is not None and n >= reply.stall_after:
                 await asyncio.sleep(3600)
@@ -151,7 +204,8 @@ class FakeOpenAI(FakeServer):
                 assert request.transport is not None
                 request.transport.abort()
                 return response
-            chunk = {**base, "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": None}]}
+            content = shape(delta, None) if reply.reasoning else {"content": delta}
+            chunk = {**base, "choices": [{"index": 0, "delta": content, "finish_reason": None}]}
             await response.write(_frame(chunk))
             if reply.chunk_delay:
                 await asyncio.sleep(reply.chunk_delay)

@@ -1,5 +1,5 @@
 // The only module that talks to the server. Streams come back as typed events:
-//   {type: "content", text} | {type: "status", text} | {type: "image", image, prompt, text}
+//   {type: "content", text} | {type: "reasoning", text} | {type: "status", text} | {type: "image", image, prompt, text}
 //   {type: "rlm", step} | {type: "error", message, code} | {type: "done", finishReason, usage}
 // A stream that closes without `done` yields {type: "cutoff"} so the UI can offer a retry.
 
@@ -27,6 +27,16 @@ export async function fetchConfig() {
   return response.json();
 }
 
+export async function fetchTitle(body) {
+  const response = await fetch("/api/chat/title", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (!response.ok) throw await readError(response);
+  return String((await response.json()).title || "");
+}
+
 export async function validateRlmPasscode(passcode) {
   const response = await fetch("/api/rlm/validate", {
     method: "POST",
@@ -45,6 +55,7 @@ function toEvent(data) {
   if ("rlm" in data) return { type: "rlm", step: data.rlm };
   if ("status" in data) return { type: "status", text: String(data.status) };
   if ("content" in data) return { type: "content", text: String(data.content) };
+  if ("reasoning" in data) return { type: "reasoning", text: String(data.reasoning) };
   return null;
 }
 

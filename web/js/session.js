@@ -6,6 +6,8 @@
 import { ApiError, streamChat } from "./api.js";
 import { bodyWithDocuments, documentIdsOf, inlineDocuments } from "./documents.js";
 import { newId } from "./images.js";
+import { suggestTitle } from "./titles.js";
+import { startTiming } from "./ui/usage.js";
 
 function base64Of(dataUri) {
   return dataUri.slice(dataUri.indexOf(",") + 1);
@@ -148,6 +150,7 @@ export class ChatSession extends EventTarget {
       model: this.settings.modelFor(conversation),
       temperature: this.settings.temperatureFor(conversation),
     };
+    if (conversation.maxTokens) body.max_tokens = conversation.maxTokens;
     if (rlm) {
       body.rlm = true;
       body.show_rlm_thinking = this.store.settings.showRlmThinking;
@@ -179,9 +182,14 @@ export class ChatSession extends EventTarget {
       const body = await this.requestBody(conversation);
       const passcode = conversation.rlm && this.config.rlm?.enabled ? this.settings.passcode() : "";
       const seen = { error: null };
+      const timing = startTiming();
       for await (const event of streamChat(body, { signal: controller.signal, passcode })) {
+        timing.saw(event);
         final = (await this.apply(event, conversationId, answer, update, seen)) || final;
       }
+      if (final.usage) final.timing = timing.result();
+      const thought = this.store.findMessage(conversationId, answer.id);
+      if (thought?.reasoning && thought.reasoningMs === undefined) final.reasoningMs = Date.now() - thought.reasoningStartedAt;
     } catch (error) {
       final = this.failure(error, controller, Boolean(conversation.rlm));
     } finally {
@@ -189,6 +197,7 @@ export class ChatSession extends EventTarget {
       update({ status: undefined, finishedAt: Date.now(), ...final }, false);
       this.dispatchEvent(new CustomEvent("activity", { detail: { conversationId, busy: false } }));
     }
+    if (final.state === "done" && !conversation.rlm) suggestTitle(this.store, this.config, conversationId, this.settings.modelFor(conversation));
   }
 
   // Applies one event; returns the message's final state when the event decides it.
@@ -196,6 +205,9 @@ export class ChatSession extends EventTarget {
     switch (event.type) {
       case "content":
         this.store.appendContent(conversationId, answer.id, event.text);
+        return null;
+      case "reasoning":
+        this.store.appendReasoning(conversationId, answer.id, event.text);
         return null;
       case "status":
         update({ status: event.text });

@@ -337,7 +337,19 @@ export class Store extends EventTarget {
   appendContent(conversationId, messageId, text) {
     const message = this.findMessage(conversationId, messageId);
     if (!message) return;
+    if (message.reasoning && message.reasoningMs === undefined) message.reasoningMs = Date.now() - message.reasoningStartedAt;
     message.content += text;
+    this.persistSoon(conversationId);
+    this.emit("message", { conversationId, messageId });
+  }
+
+  // The model's reasoning, kept with the message (and its exports), never sent back to it.
+  // Its duration runs from the first piece to the answer's first piece (appendContent).
+  appendReasoning(conversationId, messageId, text) {
+    const message = this.findMessage(conversationId, messageId);
+    if (!message) return;
+    if (!message.reasoning) message.reasoningStartedAt = Date.now();
+    message.reasoning = (message.reasoning || "") + text;
     this.persistSoon(conversationId);
     this.emit("message", { conversationId, messageId });
   }

@@ -4,6 +4,7 @@
 
 import { migrate } from "./branches.js";
 import { newId } from "./images.js";
+import { reasoningMarkdown } from "./render/reasoning.js";
 
 export const FORMAT = "tinychat-conversations";
 const ROLES = new Set(["user", "assistant", "system"]);
@@ -46,6 +47,7 @@ export function exportMarkdown(conversations, modelFor = (c) => c.model) {
       if (m.image) parts.push(`_[image attached: ${m.image.name || "image"}]_\n`);
       for (const a of m.attachments || []) parts.push(`_[document attached: ${a.name}]_\n`);
       if (m.generated) parts.push(`_[generated image: ${m.generated.prompt || ""}]_\n`);
+      if (m.reasoning) parts.push(reasoningMarkdown(m));
       if (m.content) parts.push(`${m.content}\n`);
     }
     parts.push("\n---\n");
@@ -90,6 +92,12 @@ function validMessage(raw, where) {
   if (raw.error && typeof raw.error.message === "string") message.error = { message: raw.error.message.slice(0, 2000), code: String(raw.error.code || "error") };
   if (typeof raw.finishReason === "string") message.finishReason = raw.finishReason.slice(0, 32);
   if (raw.usage && typeof raw.usage === "object") message.usage = raw.usage;
+  if (typeof raw.reasoning === "string" && raw.reasoning) message.reasoning = raw.reasoning.slice(0, 5_000_000);
+  if (Number.isFinite(raw.reasoningMs)) message.reasoningMs = raw.reasoningMs;
+  if (raw.timing && typeof raw.timing === "object") {
+    const { ttftMs, generationMs } = raw.timing;
+    if (Number.isFinite(ttftMs) && Number.isFinite(generationMs)) message.timing = { ttftMs, generationMs };
+  }
   if (Array.isArray(raw.rlm)) message.rlm = raw.rlm.filter((s) => s && typeof s === "object");
   const pictures = [];
   for (const field of ["image", "generated"]) {
@@ -153,6 +161,7 @@ function validConversation(raw, index) {
     temperature: typeof raw.temperature === "number" && raw.temperature >= 0 && raw.temperature <= 2 ? raw.temperature : null,
     markdown: raw.markdown !== false,
     rlm: raw.rlm === true,
+    maxTokens: Number.isInteger(raw.maxTokens) && raw.maxTokens > 0 ? raw.maxTokens : null,
     messages,
     branches,
   };

@@ -7,8 +7,10 @@ import { renderMarkdownInto, renderPlainInto, warmUpRenderer } from "../render/m
 import { renderTimeline } from "../render/timeline.js";
 import { byId, el, iconButton } from "./dom.js";
 import { imageFigure, progressFrom } from "./images.js";
+import { renderReasoning, reasoningSignature } from "../render/reasoning.js";
 import { renderAttachmentChips } from "./attachments.js";
 import { renderTrace, traceSignature } from "./rlm.js";
+import { usageLine, usageSignature } from "./usage.js";
 
 const NEAR_BOTTOM_PX = 80;
 // Opening a long conversation renders the newest messages at once and the older ones as
@@ -220,6 +222,8 @@ export class ChatView {
       message.status,
       message.error?.message,
       traceSignature(message.rlm),
+      reasoningSignature(message),
+      usageSignature(message),
       message.generated?.id,
       markdown,
       showThinking,
@@ -246,6 +250,7 @@ export class ChatView {
         working: streaming,
       });
       renderTimeline(extras, message);
+      renderReasoning(extras, message, streaming);
       this.ensureGeneratedImage(extras, message);
       if (markdown) renderMarkdownInto(content, message.content);
       else renderPlainInto(content, message.content);
@@ -305,7 +310,7 @@ export class ChatView {
   updateStatus(bubble, message, streaming) {
     let status = childOf(bubble, "message-status");
     const text = streaming ? message.status : "";
-    const waiting = streaming && !message.content && !text;
+    const waiting = streaming && !message.content && !text && !message.reasoning;
     if (!text && !waiting) {
       status?.remove();
       return;
@@ -368,13 +373,8 @@ export class ChatView {
     if (this.isLastAssistant(message, conversation) && !busy) {
       footer.append(iconButton("regenerate", "Regenerate answer", "regenerate"));
     }
-    // The answer's own tokens: prompt + answer grows with every turn and says little.
-    const usage = message.usage;
-    const answerTokens = usage?.completion_tokens ?? usage?.total_tokens;
-    if (answerTokens) {
-      const prompt = Number.isFinite(usage.prompt_tokens) ? `${usage.prompt_tokens.toLocaleString("en")} in the prompt, ` : "";
-      footer.append(el("span", { className: "usage", text: `${answerTokens} tokens`, title: `${prompt}${answerTokens.toLocaleString("en")} in the answer` }));
-    }
+    const usage = usageLine(message, conversation, this.isLastAssistant(message, conversation));
+    if (usage) footer.append(usage);
   }
 
   // `‹ 2/3 ›`: the versions of a message (regenerated, retried or edited); switching is

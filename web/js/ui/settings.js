@@ -3,7 +3,8 @@
 
 import { validateRlmPasscode } from "../api.js";
 import { promptDialog } from "./dialogs.js";
-import { byId, el } from "./dom.js";
+import { byId } from "./dom.js";
+import { fillModelSelect, parseMaxTokens } from "./models.js";
 
 const PASSCODE_KEY = "tinychat.rlmPasscode";
 const THEMES = ["system", "light", "dark"];
@@ -38,6 +39,8 @@ export class SettingsPanel {
     this.markdown = byId("markdown-toggle");
     this.rlm = byId("rlm-toggle");
     this.thinking = byId("thinking-toggle");
+    this.maxTokens = byId("max-tokens");
+    this.maxTokens.addEventListener("change", () => this.change({ maxTokens: parseMaxTokens(this.maxTokens.value) }));
 
     this.fillModels();
     this.opener.addEventListener("click", () => this.toggle());
@@ -75,7 +78,7 @@ export class SettingsPanel {
   }
 
   fillModels() {
-    this.model.replaceChildren(...this.models.map((m) => el("option", { value: m, text: m })));
+    fillModelSelect(this.model, this.config, this.models);
     this.model.disabled = this.models.length === 0;
   }
 
@@ -103,6 +106,7 @@ export class SettingsPanel {
     this.showTemperature(temperature);
     this.markdown.checked = conversation ? conversation.markdown !== false : this.store.settings.markdown;
     this.rlm.checked = Boolean(conversation?.rlm);
+    this.maxTokens.value = conversation?.maxTokens ? String(conversation.maxTokens) : "";
     this.thinking.checked = this.store.settings.showRlmThinking;
   }
 

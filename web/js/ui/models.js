@@ -1,0 +1,41 @@
+// The model picker: one list, or the models grouped by endpoint (<optgroup>) when
+// chat-service serves several (CHAT_ENDPOINTS); and the per-conversation max-tokens value.
+
+import { el } from "./dom.js";
+
+// [{label, models: [id…]}] when there is more than one endpoint; otherwise null.
+export function modelGroups(config) {
+  const groups = Array.isArray(config.model_groups) ? config.model_groups.filter((g) => g?.models?.length) : [];
+  if (groups.length < 2 && !groups.some((g) => g.endpoint)) return null;
+  return groups.map((g) => ({ label: g.label || g.endpoint, endpoint: g.endpoint, models: g.models }));
+}
+
+// A grouped model's option shows its own id, without the endpoint prefix the group names.
+function shortName(id, endpoint) {
+  return endpoint && id.startsWith(endpoint + "/") ? id.slice(endpoint.length + 1) : id;
+}
+
+export function fillModelSelect(select, config, models) {
+  const groups = modelGroups(config);
+  if (!groups) {
+    select.replaceChildren(...models.map((m) => el("option", { value: m, text: m })));
+    return;
+  }
+  select.replaceChildren(
+    ...groups.map((g) =>
+      el("optgroup", { label: g.label }, g.models.map((m) => el("option", { value: m, text: shortName(m, g.endpoint) }))),
+    ),
+  );
+}
+
+// Whether the model's endpoint may be asked for a title (chat-service decides per endpoint).
+export function titlesAllowed(config, model) {
+  const groups = Array.isArray(config.model_groups) ? config.model_groups : [];
+  return groups.some((g) => g.titles === true && g.models?.includes(model));
+}
+
+// A positive whole number, or null for "the model's own limit".
+export function parseMaxTokens(value) {
+  const n = Number(String(value ?? "").trim());
+  return Number.isInteger(n) && n > 0 && n <= 1_000_000 ? n : null;
+}
