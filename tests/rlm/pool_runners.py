@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 POOL_TEST_IMAGE = "tinychat/sandbox:test"
 BASE_IMAGES = ("tinychat/python-base:local", "python:3.11-slim")
 PORT = 8010
-RUNNERS = 2
+RUNNERS = 3  # a depth-3 RLM job holds three sandboxes at once
 SANDBOX_FILES = ("runner.py", "pool_runner.py", "seccomp.py")
 LABEL = "tinychat.test-pool"
 

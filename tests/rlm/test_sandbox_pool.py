@@ -94,7 +94,7 @@ pool_only = pytest.mark.docker
 
 @pool_only
 async def test_a_peer_that_is_not_allowed_is_closed_before_a_byte_is_read(pool_runners: PoolRunners) -> None:
-    target, other = pool_runners.runners
+    target, other = pool_runners.runners[:2]
     target_ip, other_ip = pool_runners.address(target), pool_runners.address(other)
     # From inside the other runner's container: an address on the network, not rlm-service.
     probe = f"""
@@ -129,7 +129,7 @@ async def test_job_code_reaches_no_address_not_even_another_runner(pool_runners:
 
     host = await asyncio.start_server(count, pool_runners.gateway, 0)
     host_port = host.sockets[0].getsockname()[1]
-    first, second = pool_runners.runners
+    first, second = pool_runners.runners[:2]
     targets = [
         (pool_runners.address(first), PORT),
         (pool_runners.address(second), PORT),
