@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from aiohttp import web
+from tinychat_common.internal_auth import USER_HEADER
 from tinychat_common.models import parse_body
 from tinychat_common.streaming import serve_events
 
 from .app import CHAT, SETTINGS
 from .conversation import InternalChatRequest
-
-USER_HEADER = "X-TinyChat-User"
 
 
 async def chat_stream(request: web.Request) -> web.StreamResponse:

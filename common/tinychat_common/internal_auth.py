@@ -28,6 +28,8 @@ INTERNAL_TOKEN = web.AppKey("tinychat_internal_token_digest", bytes)
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # Shorter than this is guessable; `make run` and compose generate 43 characters.
 MIN_TOKEN_LENGTH = 16
+# The signed-in user, as the gateway passes it on to the services (they log it).
+USER_HEADER = "X-TinyChat-User"
 
 
 def digest(token: str) -> bytes:

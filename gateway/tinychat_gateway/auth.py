@@ -29,6 +29,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from tinychat_common.errors import RateLimited, Unauthorized, json_error
+from tinychat_common.internal_auth import USER_HEADER
 
 from .config import GatewaySettings
 from .ratelimit import SlidingWindow, client_address, is_trusted_peer, limit_key
@@ -38,7 +39,7 @@ log = logging.getLogger("tinychat.gateway.auth")
 COOKIE = "tinychat_session"
 IDENTITY = web.RequestKey("tinychat_identity", str)
 AUTH = web.AppKey("gateway_auth", "Auth")
-USER_HEADER_TO_SERVICES = "X-TinyChat-User"
+USER_HEADER_TO_SERVICES = USER_HEADER
 GLOBAL = "*"
 # Open without a login: the probes, the login page and its script, the login itself.
 OPEN_PATHS = frozenset(

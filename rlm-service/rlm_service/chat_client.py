@@ -15,6 +15,7 @@ from typing import Any
 
 import aiohttp
 from tinychat_common import events
+from tinychat_common.internal_auth import USER_HEADER
 from tinychat_common.sse import SSEDecoder
 
 from .errors import ChatServiceFailed, ChatServiceUnreachable
@@ -63,8 +64,11 @@ class ChatClient:
         model: str | None,
         temperature: float | None,
         timeout: float,
+        user: str | None = None,
     ) -> None:
         self._session = session
+        # Who asked, for chat-service's CHAT_LOG: the RLM's model calls are theirs too.
+        self._headers = {USER_HEADER: user} if user else None
         self._base_url = base_url
         self._model = model
         self._temperature = temperature
@@ -89,7 +93,7 @@ class ChatClient:
         url = self._base_url + "/v1/chat/complete"
         try:
             async with self._session.post(
-                url, json=self._body(messages, stop, max_tokens), timeout=self._timeout
+                url, json=self._body(messages, stop, max_tokens), timeout=self._timeout, headers=self._headers
             ) as response:
                 if response.status != 200:
                     raise await _failure(response)
@@ -110,7 +114,7 @@ class ChatClient:
         url = self._base_url + "/v1/chat/stream"
         try:
             async with self._session.post(
-                url, json=self._body(messages, stop, None), timeout=self._timeout
+                url, json=self._body(messages, stop, None), timeout=self._timeout, headers=self._headers
             ) as response:
                 if response.status != 200:
                     raise await _failure(response)

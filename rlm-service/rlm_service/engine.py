@@ -51,6 +51,7 @@ class RlmJob:
     show_thinking: bool = True
     model: str | None = None
     temperature: float | None = None
+    user: str | None = None  # the signed-in identity the gateway passed on, for the audit line
     context_chars: int = field(init=False)
     document_names: list[str] | None = field(init=False)
 

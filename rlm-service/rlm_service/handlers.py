@@ -6,6 +6,7 @@ import logging
 
 from aiohttp import web
 from tinychat_common.errors import Busy
+from tinychat_common.internal_auth import USER_HEADER
 from tinychat_common.streaming import serve_events
 
 from .app import CHAT_LOG, CHAT_SESSION, LIMITER, RLM_METRICS, SANDBOX_STATUS, SANDBOXES, SETTINGS
@@ -46,6 +47,7 @@ async def rlm_stream(request: web.Request) -> web.StreamResponse:
         raise SandboxUnavailable(f"RLM is unavailable: {problem}")
     # Everything that can be wrong with the request is answered as JSON before a token is taken.
     job = job_from_request(await read_chat_request(request, settings.rlm_max_request_bytes))
+    job.user = request.headers.get(USER_HEADER)
     limiter = app[LIMITER]
     try:
         token = await limiter.acquire()
@@ -77,6 +79,7 @@ def build_engine(request: web.Request, job: RlmJob, settings: RlmSettings) -> En
         model=job.model,
         temperature=job.temperature,
         timeout=settings.chat_service_timeout,
+        user=job.user,
     )
     limits = EngineLimits(
         max_iterations=settings.rlm_max_iterations,
@@ -107,6 +110,7 @@ def job_finished(app: web.Application, job: RlmJob, record: JobRecord, seconds: 
     app[CHAT_LOG].record(
         {
             "kind": "rlm",
+            **({"user": job.user} if job.user else {}),
             "model": job.model,
             "temperature": job.temperature,
             "question": job.question,
