@@ -6,8 +6,8 @@
 // of documents is then a Blob made of Blobs, which fetch uploads from the browser's blob
 // store without another copy of the text in JavaScript memory.
 
-const DB_NAME = "tinychat-documents";
-const STORE = "documents";
+import { IndexedVault } from "./vault.js";
+
 const PDFJS = "/vendor/pdfjs-dist/build/pdf.min.mjs";
 const PDFJS_WORKER = "/vendor/pdfjs-dist/build/pdf.worker.min.mjs";
 
@@ -101,69 +101,29 @@ export async function readDocument(file) {
   return { name, type: isPdf(file) ? "application/pdf" : file.type || "text/plain", size: file.size, text };
 }
 
-function openDatabase() {
-  return new Promise((resolve, reject) => {
-    const request = indexedDB.open(DB_NAME, 1);
-    request.onupgradeneeded = () => request.result.createObjectStore(STORE);
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-}
-
-function inTransaction(db, mode, work) {
-  return new Promise((resolve, reject) => {
-    const tx = db.transaction(STORE, mode);
-    const result = work(tx.objectStore(STORE));
-    tx.oncomplete = () => resolve(result?.result);
-    tx.onerror = () => reject(tx.error);
-    tx.onabort = () => reject(tx.error);
-  });
-}
-
 export function encodedTextBlob(text) {
   return new Blob([JSON.stringify(text)], { type: "application/json" });
 }
 
 // The documents' texts, by id, as JSON-string Blobs. A memory cache keeps what this page
 // stored, so a document is not lost when the database refuses it.
-export class DocumentVault {
+export class DocumentVault extends IndexedVault {
   constructor() {
-    this.cache = new Map();
-    this.db = openDatabase().catch(() => null);
+    super("tinychat-documents", "documents", "documents");
   }
 
   async put(id, text) {
-    const blob = encodedTextBlob(text);
-    this.cache.set(id, blob);
-    const db = await this.db;
-    if (!db) throw new Error("This browser does not allow storing documents; they last until the page closes.");
-    await inTransaction(db, "readwrite", (store) => store.put(blob, id));
+    await super.put(id, encodedTextBlob(text));
   }
 
   // The JSON-encoded text as a Blob, or null.
   async getBlob(id) {
-    if (this.cache.has(id)) return this.cache.get(id);
-    const db = await this.db;
-    if (!db) return null;
-    const value = await inTransaction(db, "readonly", (store) => store.get(id));
-    if (value) this.cache.set(id, value);
-    return value ?? null;
+    return this.get(id);
   }
 
   async getText(id) {
     const blob = await this.getBlob(id);
     return blob ? JSON.parse(await blob.text()) : null;
-  }
-
-  async remove(ids) {
-    for (const id of ids) this.cache.delete(id);
-    const db = await this.db;
-    if (!db || !ids.length) return;
-    await inTransaction(db, "readwrite", (store) => {
-      let last;
-      for (const id of ids) last = store.delete(id);
-      return last;
-    });
   }
 }
 
