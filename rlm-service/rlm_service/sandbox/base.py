@@ -86,3 +86,18 @@ class SandboxFactory(ABC):
 
     async def close(self) -> None:
         """Kill every sandbox still running."""
+
+
+def per_process_limits(
+    *, memory_bytes: int, cpu_seconds: int, disk_bytes: int, open_files: int
+) -> dict[str, int]:
+    """The rlimits the runner sets on each process of a job (the runner protocol's `limits`);
+    what bounds the whole sandbox (a cgroup, a container) is the backend's own."""
+    return {
+        # Address space is not resident memory: Python maps more than it touches.
+        "address_space": max(2 * memory_bytes, 256 * 1024**2),
+        "cpu_seconds": cpu_seconds,
+        "file_size": disk_bytes,
+        "open_files": open_files,
+        "nice": 10,
+    }

@@ -20,7 +20,7 @@ import random
 import socket
 import time
 
-from .base import SandboxError, SandboxFactory, report_progress
+from .base import SandboxError, SandboxFactory, per_process_limits, report_progress
 from .connection import MAX_MESSAGE_BYTES, RunnerSandbox
 
 log = logging.getLogger("tinychat.rlm.sandbox")
@@ -102,13 +102,12 @@ class PoolSandboxFactory(SandboxFactory):
     @property
     def limits(self) -> dict[str, int]:
         # Per process; the runner container's own limits bound the whole sandbox.
-        return {
-            "address_space": max(2 * self.memory_bytes, 256 * 1024**2),
-            "cpu_seconds": self.cpu_seconds,
-            "file_size": self.disk_bytes,
-            "open_files": self.open_files,
-            "nice": 10,
-        }
+        return per_process_limits(
+            memory_bytes=self.memory_bytes,
+            cpu_seconds=self.cpu_seconds,
+            disk_bytes=self.disk_bytes,
+            open_files=self.open_files,
+        )
 
     async def runners(self) -> list[Address]:
         """Every address the endpoints resolve to now (runners come and go)."""

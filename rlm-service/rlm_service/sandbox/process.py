@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import seccomp
-from .base import SandboxError, SandboxFactory
+from .base import SandboxError, SandboxFactory, per_process_limits
 from .cgroups import CgroupError, SandboxCgroup, cgroup_problem
 from .connection import READ_BUFFER_BYTES, RunnerSandbox
 
@@ -144,14 +144,12 @@ class ProcessSandboxFactory(SandboxFactory):
     @property
     def limits(self) -> dict[str, int]:
         """Per-process limits inside the sandbox; the cgroup holds the whole sandbox's."""
-        return {
-            # Address space is not resident memory: Python maps more than it touches.
-            "address_space": max(2 * self.memory_bytes, 256 * 1024**2),
-            "cpu_seconds": self.cpu_seconds,
-            "file_size": self.disk_bytes,
-            "open_files": self.open_files,
-            "nice": 10,
-        }
+        return per_process_limits(
+            memory_bytes=self.memory_bytes,
+            cpu_seconds=self.cpu_seconds,
+            disk_bytes=self.disk_bytes,
+            open_files=self.open_files,
+        )
 
     async def isolation(self) -> Isolation:
         async with self._probe_lock:
