@@ -104,23 +104,26 @@ class UpstreamClient:
         """Text from the upstream with anything secret, or shaped like a key, blanked out."""
         return self._scrub(text)
 
-    async def list_models(self) -> list[str]:
-        """The model ids the API offers (GET /models)."""
+    async def _json_answer(self, request: Any, *, model: str | None, doing: str, what: str) -> Any:
+        """The JSON body of one non-streaming call, its failures translated in one place;
+        `doing` and `what` name the call in the errors ("did not answer", "answer is not JSON")."""
         timeout = self._settings.upstream_first_byte_timeout
         try:
-            async with (
-                asyncio.timeout(timeout),
-                self._session.get(f"{self._base}/models", headers=self._headers()) as response,
-            ):
+            async with asyncio.timeout(timeout), request as response:
                 if response.status != 200:
-                    raise await self._status_error(response, model=None)
-                body = await response.json(content_type=None)
+                    raise await self._status_error(response, model=model)
+                return await response.json(content_type=None)
         except aiohttp.ClientError as exc:  # before TimeoutError: aiohttp's timeouts are both
             raise self._transport_error(exc, started=False) from None
         except TimeoutError:
-            raise UpstreamTimeout(f"The model API did not list its models within {timeout:g} s.") from None
+            raise UpstreamTimeout(f"The model API did not {doing} within {timeout:g} s.") from None
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise UpstreamBadResponse("The model API's model list is not JSON.") from None
+            raise UpstreamBadResponse(f"The model API's {what} is not JSON.") from None
+
+    async def list_models(self) -> list[str]:
+        """The model ids the API offers (GET /models)."""
+        request = self._session.get(f"{self._base}/models", headers=self._headers())
+        body = await self._json_answer(request, model=None, doing="list its models", what="model list")
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, list):
             raise UpstreamBadResponse("The model API's model list has no `data` array.")
@@ -163,23 +166,9 @@ class UpstreamClient:
 
     async def complete_once(self, payload: dict[str, Any]) -> str:
         """One non-streaming completion (`stream: false`): the answer's text."""
-        timeout = self._settings.upstream_first_byte_timeout
-        try:
-            async with (
-                asyncio.timeout(timeout),
-                self._session.post(
-                    f"{self._base}/chat/completions", json=payload, headers=self._headers()
-                ) as response,
-            ):
-                if response.status != 200:
-                    raise await self._status_error(response, model=str(payload.get("model")))
-                body = await response.json(content_type=None)
-        except aiohttp.ClientError as exc:  # before TimeoutError: aiohttp's timeouts are both
-            raise self._transport_error(exc, started=False) from None
-        except TimeoutError:
-            raise UpstreamTimeout(f"The model API did not answer within {timeout:g} s.") from None
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise UpstreamBadResponse("The model API's answer is not JSON.") from None
+        request = self._session.post(f"{self._base}/chat/completions", json=payload, headers=self._headers())
+        model = str(payload.get("model"))
+        body = await self._json_answer(request, model=model, doing="answer", what="answer")
         choices = body.get("choices") if isinstance(body, dict) else None
         message = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
         content = message.get("content") if isinstance(message, dict) else None
