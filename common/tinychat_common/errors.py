@@ -24,6 +24,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from .events import Error
 
@@ -128,7 +129,7 @@ _HTTP_CODES = {
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error a handler lets out becomes the JSON form; a stream already started
     handles its own errors (see streaming.serve_events)."""
     try:

@@ -16,9 +16,9 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from .errors import json_error
 
@@ -50,7 +50,7 @@ def presented_token(request: web.Request) -> str | None:
 
 
 @web.middleware
-async def require_internal_token(request: web.Request, handler: Any) -> web.StreamResponse:
+async def require_internal_token(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in OPEN_PATHS:
         return await handler(request)
     given = presented_token(request)

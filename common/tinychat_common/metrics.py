@@ -8,9 +8,10 @@ import time
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-METRICS = web.AppKey("tinychat_metrics", "ServiceMetrics")
+METRICS: web.AppKey[ServiceMetrics] = web.AppKey("tinychat_metrics")
 # nginx's "client closed request": the client left before the answer ended. Not an error of
 # ours, so never counted as a 500.
 CLIENT_CLOSED_STATUS = 499
@@ -58,7 +59,7 @@ def route_name(request: web.Request) -> str:
 
 
 @web.middleware
-async def metrics_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+async def metrics_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     metrics = request.app[METRICS]
     started = time.perf_counter()
     status = 500

@@ -98,9 +98,12 @@ class RedisLimiter:
         # Short socket timeouts: a Redis that stopped answering must fail a call, not hang it.
         timeout = min(5.0, max(0.5, lease_seconds / 3))
         # REDIS_PASSWORD (or one in the URL): Redis in compose and Kubernetes requires one.
-        auth = {"password": password} if password else {}
         self._redis = redis.Redis.from_url(
-            redis_url, socket_connect_timeout=timeout, socket_timeout=timeout, retry_on_timeout=False, **auth
+            redis_url,
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            retry_on_timeout=False,
+            password=password or None,
         )
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._renew = self._redis.register_script(_RENEW)

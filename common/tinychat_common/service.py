@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from .errors import error_middleware, json_error
 from .internal_auth import bearer_headers, check_internal_token, install_internal_auth
@@ -47,7 +48,7 @@ LISTEN_BACKLOG = 4096
 
 
 @web.middleware
-async def refuse_while_draining(request: web.Request, handler: Any) -> web.StreamResponse:
+async def refuse_while_draining(request: web.Request, handler: Handler) -> web.StreamResponse:
     if is_draining(request.app) and request.path not in PROBE_PATHS:
         return json_error(503, "shutting_down", "The server is shutting down; try again.")
     return await handler(request)

@@ -7,7 +7,7 @@ with one line naming the variable and what it accepts.
 from __future__ import annotations
 
 import sys
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
@@ -107,7 +107,7 @@ def describe_errors(exc: ValidationError) -> list[str]:
     return lines
 
 
-def load_settings(cls: type[S], **overrides: object) -> S:
+def load_settings(cls: type[S], **overrides: Any) -> S:
     """Read `cls` from the environment, or exit with one line per bad variable."""
     try:
         return cls(**overrides)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_server import Server
 
@@ -143,7 +144,9 @@ class DeadlineRequestHandler(RequestHandler):
 
 def limit_connections(server: Server, limits: ConnectionLimits) -> None:
     """Make `server` build DeadlineRequestHandlers sharing `limits`."""
-    handler_class = type("LimitedRequestHandler", (DeadlineRequestHandler,), {"limits": limits})
+    handler_class: type[DeadlineRequestHandler] = type(
+        "LimitedRequestHandler", (DeadlineRequestHandler,), {"limits": limits}
+    )
 
     class LimitedServer(Server):
         def __call__(self) -> RequestHandler:
@@ -166,7 +169,7 @@ class LimitedAppRunner(web.AppRunner):
 
 
 @web.middleware
-async def read_body_in_time(request: web.Request, handler: Any) -> web.StreamResponse:
+async def read_body_in_time(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Read a request's whole body within the app's body deadline, before the handler: a
     client trickling 20 MB gets 408, not a connection held for hours."""
     timeout = request.app.get(BODY_TIMEOUT, 0.0)

@@ -33,7 +33,7 @@ DEFAULT_KEEPALIVE_SECONDS = 15.0
 OPEN_STREAMS = web.AppKey("tinychat_open_streams", weakref.WeakSet)
 KEEPALIVE_SECONDS = web.AppKey("tinychat_keepalive_seconds", float)
 
-ClientGone = (ConnectionResetError, ConnectionError)
+ClientGone: tuple[type[ConnectionError], ...] = (ConnectionResetError, ConnectionError)
 
 
 def mark_client_closed(request: web.Request) -> None:
@@ -93,7 +93,7 @@ class EventStream:
         """End the stream with an error event and `done`, if it has not ended yet."""
         if self.done_sent or self._closed:
             return
-        with contextlib.suppress(ClientGone):
+        with contextlib.suppress(*ClientGone):
             await self.send(Error(message, code), Done("error"))
 
     async def close(self) -> None:
@@ -106,7 +106,7 @@ class EventStream:
             open_streams.discard(self)
         if self._counted:
             self.request.app[METRICS].active_streams.dec()
-        with contextlib.suppress(ClientGone):
+        with contextlib.suppress(*ClientGone):
             await self.response.write_eof()
 
     def _arm_keepalive(self, when: float) -> None:
