@@ -33,7 +33,7 @@ DEFAULT_KEEPALIVE_SECONDS = 15.0
 OPEN_STREAMS = web.AppKey("tinychat_open_streams", weakref.WeakSet)
 KEEPALIVE_SECONDS = web.AppKey("tinychat_keepalive_seconds", float)
 
-ClientGone: tuple[type[ConnectionError], ...] = (ConnectionResetError, ConnectionError)
+ClientGone = (ConnectionResetError, ConnectionError)
 
 
 def mark_client_closed(request: web.Request) -> None:

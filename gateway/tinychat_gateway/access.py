@@ -15,16 +15,16 @@ Prometheus call them by pod address.
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from tinychat_common.errors import json_error
 from tinychat_common.service import PROBE_PATHS
 
 from .config import GatewaySettings
 
-ACCESS_RULES = web.AppKey("gateway_access_rules", "AccessRules")
+ACCESS_RULES: web.AppKey[AccessRules] = web.AppKey("gateway_access_rules")
 JSON_TYPES = frozenset({"application/json"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -65,7 +65,7 @@ def is_guarded(request: web.Request) -> bool:
 
 
 @web.middleware
-async def access_guard(request: web.Request, handler: Any) -> web.StreamResponse:
+async def access_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     rules = request.app[ACCESS_RULES]
     host = request.headers.get("Host", "")
     if request.path not in PROBE_PATHS and not rules.host_allowed(host):

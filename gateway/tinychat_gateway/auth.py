@@ -24,9 +24,9 @@ import json
 import logging
 import secrets
 import time
-from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field
 from tinychat_common.errors import RateLimited, Unauthorized, json_error
 from tinychat_common.internal_auth import USER_HEADER
@@ -38,7 +38,7 @@ log = logging.getLogger("tinychat.gateway.auth")
 
 COOKIE = "tinychat_session"
 IDENTITY = web.RequestKey("tinychat_identity", str)
-AUTH = web.AppKey("gateway_auth", "Auth")
+AUTH: web.AppKey[Auth] = web.AppKey("gateway_auth")
 USER_HEADER_TO_SERVICES = USER_HEADER
 GLOBAL = "*"
 # Open without a login: the probes, the login page and its script, the login itself.
@@ -118,15 +118,14 @@ class CookieSigner:
             data = json.loads(_unb64(payload))
         except ValueError:
             return None
-        if (
-            not isinstance(data, dict)
-            or not isinstance(data.get("exp"), int)
-            or not isinstance(data.get("sid"), str)
-        ):
+        if not isinstance(data, dict):
             return None
-        if data["exp"] <= (now or time.time()):
+        expires, sid = data.get("exp"), data.get("sid")
+        if not isinstance(expires, int) or not isinstance(sid, str):
             return None
-        return data["sid"]
+        if expires <= (now or time.time()):
+            return None
+        return sid
 
     @staticmethod
     def _sign(key: bytes, payload: str) -> str:
@@ -180,7 +179,7 @@ def is_page(request: web.Request) -> bool:
 
 
 @web.middleware
-async def require_identity(request: web.Request, handler: Any) -> web.StreamResponse:
+async def require_identity(request: web.Request, handler: Handler) -> web.StreamResponse:
     auth = request.app[AUTH]
     identity = auth.identity(request)
     if identity is not None:

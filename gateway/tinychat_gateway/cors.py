@@ -3,9 +3,8 @@ With the list empty no CORS header is ever sent, so browsers keep other sites ou
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from tinychat_common.errors import json_error
 
 CORS_ORIGINS = web.AppKey("gateway_cors_origins", frozenset)
@@ -24,7 +23,7 @@ def _allowed_origin(request: web.Request) -> str | None:
 
 
 @web.middleware
-async def cors_preflight(request: web.Request, handler: Any) -> web.StreamResponse:
+async def cors_preflight(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.method != "OPTIONS" or "Access-Control-Request-Method" not in request.headers:
         return await handler(request)
     origin = _allowed_origin(request)

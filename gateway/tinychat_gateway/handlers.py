@@ -40,6 +40,7 @@ PASSCODE_HEADER = "X-RLM-Passcode"
 HEALTH_PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2.0)
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 async def read_body(request: web.Request, model: type[M], *, optional: bool = False) -> M:
@@ -213,13 +214,13 @@ def _strings(value: Any) -> list[str]:
     return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
-def _typed(value: Any, kind: type) -> Any:
+def _typed(value: object, kind: type[T]) -> T | None:
     """`value` when it has the expected JSON type (an int counts as a float), else None:
     one odd field from a service must not break /api/config."""
     if isinstance(value, bool):
         return None
-    if kind is float and isinstance(value, int | float):
-        return float(value)
+    if kind is float and isinstance(value, int):
+        value = float(value)
     return value if isinstance(value, kind) else None
 
 

@@ -4,6 +4,8 @@ tinychat_common.models, so the description cannot drift from the validation."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -98,12 +100,12 @@ class StreamEvent(BaseModel):
     status: str | None = None
     image: str | None = Field(default=None, description="A data: URI of a generated image.")
     prompt: str | None = None
-    rlm: dict | None = Field(default=None, description="One step of an RLM trace.")
+    rlm: dict[str, Any] | None = Field(default=None, description="One step of an RLM trace.")
     error: str | None = Field(default=None, description="A readable error; `done` follows.")
     code: str | None = None
     done: bool | None = None
     finish_reason: str | None = Field(default=None, description="stop, length, error or cancelled.")
-    usage: dict | None = Field(
+    usage: dict[str, Any] | None = Field(
         default=None,
         description="On `done`: prompt_tokens, completion_tokens, total_tokens as the model API "
         'reported them, or estimated (then with "estimated": true) where it reported none.',
