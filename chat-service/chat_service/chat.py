@@ -103,13 +103,13 @@ class ChatService:
         thoughts: list[str] = []
         try:
             async for item in chat.upstream.stream_chat(chat.payload):
-                if type(item) is str:
+                if isinstance(item, str):
                     if not parts and not thoughts:
                         self.metrics.ttft.labels(chat.model).observe(time.perf_counter() - chat.started)
                     parts.append(item)
                     yield Content(item)
                     continue
-                if type(item) is Reasoning:
+                if isinstance(item, Reasoning):
                     if not parts and not thoughts:
                         self.metrics.ttft.labels(chat.model).observe(time.perf_counter() - chat.started)
                     thoughts.append(item.text)

@@ -135,7 +135,9 @@ async def to_openai_message(message: Message, max_image_bytes: int) -> dict[str,
     return {"role": "user", "content": parts}
 
 
-async def prepare_messages(messages: list[Message], limits: Limits) -> tuple[list[Message], list[dict]]:
+async def prepare_messages(
+    messages: list[Message], limits: Limits
+) -> tuple[list[Message], list[dict[str, Any]]]:
     """Check limits, trim, convert: (the messages kept, their OpenAI form)."""
     check_message_lengths(messages, limits.max_message_length)
     kept = trim_history(messages, limits.max_conversation_history)
@@ -147,7 +149,7 @@ def upstream_payload(
     request: InternalChatRequest,
     model: str,
     temperature: float,
-    messages: list[dict],
+    messages: list[dict[str, Any]],
     quirks: ModelQuirks = DEFAULT_QUIRKS,
 ) -> dict[str, Any]:
     payload: dict[str, Any] = {

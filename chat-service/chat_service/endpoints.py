@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from tinychat_common.errors import UnknownModel
@@ -13,12 +13,15 @@ from tinychat_common.errors import UnknownModel
 from .catalog import ModelCatalog, ModelChoice
 from .endpoint_config import DEFAULT_QUIRKS, ModelQuirks
 
+if TYPE_CHECKING:  # for the annotation only: the client is built in app.py
+    from .upstream import UpstreamClient
+
 
 @dataclass
 class Endpoint:
     name: str  # "" for the single OPENAI_API_URL endpoint: its ids carry no prefix
     label: str
-    upstream: Any  # UpstreamClient (not imported: upstream imports nothing from here)
+    upstream: UpstreamClient
     catalog: ModelCatalog
     titles: bool
     quirks: dict[str, ModelQuirks] = field(default_factory=dict)

@@ -23,7 +23,10 @@ upstream.py is the one place that turns aiohttp errors and upstream answers into
 
 from __future__ import annotations
 
-from tinychat_common.errors import BadRequest, TinyChatError, UpstreamError, UpstreamTimeout
+# UpstreamError and UpstreamTimeout are re-exported: this module draws the whole tree.
+from tinychat_common.errors import BadRequest, TinyChatError
+from tinychat_common.errors import UpstreamError as UpstreamError
+from tinychat_common.errors import UpstreamTimeout as UpstreamTimeout
 
 
 class InvalidImage(BadRequest):

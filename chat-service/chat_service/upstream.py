@@ -14,6 +14,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -104,7 +105,14 @@ class UpstreamClient:
         """Text from the upstream with anything secret, or shaped like a key, blanked out."""
         return self._scrub(text)
 
-    async def _json_answer(self, request: Any, *, model: str | None, doing: str, what: str) -> Any:
+    async def _json_answer(
+        self,
+        request: AbstractAsyncContextManager[aiohttp.ClientResponse],
+        *,
+        model: str | None,
+        doing: str,
+        what: str,
+    ) -> object:
         """The JSON body of one non-streaming call, its failures translated in one place;
         `doing` and `what` name the call in the errors ("did not answer", "answer is not JSON")."""
         timeout = self._settings.upstream_first_byte_timeout
