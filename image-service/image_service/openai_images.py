@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -56,13 +56,14 @@ class OpenAIImages:
         self._outside: aiohttp.ClientSession | None = None
         self._scrub = Scrubber([self._key] if len(self._key) >= 4 else [])
 
-    async def generate(self, prompt: str) -> AsyncIterator[ProviderEvent]:
+    async def generate(self, prompt: str) -> AsyncGenerator[ProviderEvent, None]:
         item = await self._first_image(prompt)
-        note = item.get("revised_prompt") if isinstance(item.get("revised_prompt"), str) else ""
-        if isinstance(item.get("b64_json"), str) and item["b64_json"]:
-            yield RawImage(item["b64_json"], note)  # decoded by a worker, with the rest
-        elif isinstance(item.get("url"), str) and item["url"]:
-            yield RawImage(await self._download(item["url"]), note)
+        revised, b64, url = item.get("revised_prompt"), item.get("b64_json"), item.get("url")
+        note = revised if isinstance(revised, str) else ""
+        if isinstance(b64, str) and b64:
+            yield RawImage(b64, note)  # decoded by a worker, with the rest
+        elif isinstance(url, str) and url:
+            yield RawImage(await self._download(url), note)
         else:
             raise ProviderBadResponse("The image API answered without an image.")
 
@@ -110,7 +111,8 @@ class OpenAIImages:
         raise ProviderBadResponse(f"The image API answered HTTP {status} with something that is not JSON.")
 
     def _error_for(self, status: int, data: dict[str, Any]) -> Exception:
-        error = data.get("error") if isinstance(data.get("error"), dict) else {}
+        found = data.get("error")
+        error = found if isinstance(found, dict) else {}
         code = str(error.get("code") or error.get("type") or "")
         message = self._readable(error.get("message"))
         if status in (401, 403):

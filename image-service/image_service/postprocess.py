@@ -187,16 +187,24 @@ def eight_bit(image: Image.Image) -> Image.Image:
     if image.mode in SIXTEEN_BIT_MODES:
         return image.convert("I").point(lambda v: v * (1 / 256)).convert("L")
     if image.mode == "I":
-        low, high = image.getextrema()
+        low, high = band_range(image)
         if low >= 0 and high <= 255:
             return image.convert("L")
         if low >= 0 and high <= 65535:
             return image.point(lambda v: v * (1 / 256)).convert("L")
         return stretched(image, low, high)
     if image.mode == "F":
-        low, high = image.getextrema()
+        low, high = band_range(image)
         return stretched(image, low, high)
     return image
+
+
+def band_range(image: Image.Image) -> tuple[float, float]:
+    """The lowest and highest value of a one-band image ("I", "F")."""
+    low, high = image.getextrema()
+    if isinstance(low, tuple) or isinstance(high, tuple):
+        raise ValueError(f"a one-band image was expected, not {image.mode}")
+    return low, high
 
 
 def stretched(image: Image.Image, low: float, high: float) -> Image.Image:

@@ -7,7 +7,7 @@ provider where the provider's API allows it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,7 +34,7 @@ class ImageProvider(Protocol):
     name: str
     model: str
 
-    def generate(self, prompt: str) -> AsyncIterator[ProviderEvent]: ...
+    def generate(self, prompt: str) -> AsyncGenerator[ProviderEvent, None]: ...
 
     async def close(self) -> None: ...
 

@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
@@ -64,7 +64,7 @@ class SwarmUI:
 
     # -- the provider interface ------------------------------------------------------------
 
-    async def generate(self, prompt: str) -> AsyncIterator[ProviderEvent]:
+    async def generate(self, prompt: str) -> AsyncGenerator[ProviderEvent, None]:
         session_id = await self._take_session()
         finished = False
         try:
@@ -117,7 +117,7 @@ class SwarmUI:
             "donotsave": True,
         }
 
-    async def _generate_once(self, session_id: str, prompt: str) -> AsyncIterator[ProviderEvent]:
+    async def _generate_once(self, session_id: str, prompt: str) -> AsyncGenerator[ProviderEvent, None]:
         body = self.request_body(session_id, prompt)
         if self.websocket_works is not False:
             try:
