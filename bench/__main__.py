@@ -35,7 +35,7 @@ def load_suite(name: str) -> SuiteMain | str:
         module = importlib.import_module(module_name)
     except Exception as exc:
         return f"does not import: {type(exc).__name__}: {exc}"
-    suite_main = getattr(module, "main", None)
+    suite_main: Callable[..., Awaitable[dict[str, Any]]] | None = getattr(module, "main", None)
     if suite_main is None or not inspect.iscoroutinefunction(suite_main):
         return "has no `async def main() -> dict`"
     return suite_main

@@ -86,7 +86,8 @@ async def run_loadgen(spec: LoadSpec) -> dict[str, Any]:
     out, err = await proc.communicate()
     if proc.returncode != 0 or not out.strip():
         raise BenchError(f"load client exited with {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
-    return json.loads(out.decode().strip().splitlines()[-1])
+    summary: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
+    return summary
 
 
 async def measured_run(stack: Stack, spec: LoadSpec) -> dict[str, Any]:
@@ -141,7 +142,8 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
 
 
 def ttft_p50(side: dict[str, Any]) -> float | None:
-    return side["ttft_ms"]["p50"]
+    p50: float | None = side["ttft_ms"]["p50"]
+    return p50
 
 
 def evaluate(levels: dict[int, dict[str, Any]]) -> list[Check]:

@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -248,7 +249,7 @@ async def main(quick: bool = False) -> dict[str, Any]:
                 chat_service_url=chat_url,
                 image_service_url=image_url,
                 rlm_service_url="http://127.0.0.1:9",
-                web_dir=web_dir,
+                web_dir=Path(web_dir),
                 rate_limit_image=0,
             )
             async with (

@@ -68,7 +68,7 @@ def niah_task(size: int, rng: random.Random) -> Task:
     hidden_in = rng.randrange(DOCUMENTS)
     documents = []
     for number in range(DOCUMENTS):
-        lines = []
+        lines: list[str] = []
         length = 0
         while length < per_doc:
             line = filler_line(rng, len(lines))
@@ -87,7 +87,7 @@ def count_task(size: int, rng: random.Random) -> Task:
     expected = 0
     documents = []
     for number in range(DOCUMENTS):
-        lines = []
+        lines: list[str] = []
         length = 0
         while length < per_doc:
             chosen = rng.choice(TOPICS)

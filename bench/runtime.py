@@ -39,7 +39,8 @@ def free_port() -> int:
     """A loopback port nobody is listening on right now (the OS picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def percentile(values: Sequence[float], fraction: float) -> float | None:

@@ -111,8 +111,8 @@ async def measure_pool(factory: PoolSandboxFactory, starts: int, cells: int) -> 
         cleanup.append((time.perf_counter() - ended) * 1000)
         claimed[1].close()
     await asyncio.sleep(0.1)
-    async with await factory.create("") as sandbox:
-        cell = await timed(lambda: sandbox.execute("x = 1", llm_query=no_llm, timeout=5), cells)
+    async with await factory.create("") as warm:
+        cell = await timed(lambda: warm.execute("x = 1", llm_query=no_llm, timeout=5), cells)
     await factory.close()
     return {"pool ready": ready, "pool clean-up": cleanup, "pool cell": cell}
 

@@ -55,7 +55,7 @@ SWITCH = """async (id) => {
 
 
 def conversation(cid: str, title: str, pairs: int) -> dict[str, Any]:
-    messages = []
+    messages: list[dict[str, Any]] = []
     for i in range(pairs):
         messages.append(
             {"id": f"{cid}-q{i}", "role": "user", "content": f"Question {i}: why does step {i} hold?"}
@@ -145,7 +145,7 @@ async def long_chat(browser: Browser, url: str) -> dict[str, Any]:
     }
 
 
-async def typing_latency(page: Any, conversation_id: str | None) -> dict[str, float]:
+async def typing_latency(page: Any, conversation_id: str | None) -> dict[str, float | None]:
     if conversation_id:
         await page.evaluate(SWITCH, conversation_id)
     await page.evaluate(TYPING_PROBE)

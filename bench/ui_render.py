@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, ConsoleMessage, Page, async_playwright
 from playwright.async_api import Error as PlaywrightError
 
 from bench import ui_load
@@ -234,7 +234,12 @@ async def open_app(browser: Browser, url: str, markdown: bool) -> tuple[Page, An
     await context.add_init_script(PROBE_SCRIPT)
     page = await context.new_page()
     problems: list[str] = []
-    page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            problems.append(message.text)
+
+    page.on("console", on_console)
     page.on("pageerror", lambda e: problems.append(str(e)))
     await page.goto("/")
     try:
@@ -367,7 +372,7 @@ def pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def shows_whole_answer(run: dict[str, Any], answer: Answer, markdown: bool) -> bool:
-    shown = run["shown"]
+    shown: dict[str, int] = run["shown"]
     if run["problem"]:
         return False
     if not markdown:
@@ -384,7 +389,9 @@ def shows_whole_answer(run: dict[str, Any], answer: Answer, markdown: bool) -> b
 def growth(mode: dict[str, Any]) -> float:
     """The last quarter's mean frame interval over the first's: rendering that grew with the
     text would stretch the late frames."""
-    return mode["frame_last_quarter_ms"] / max(mode["frame_first_quarter_ms"], 1e-9)
+    last: float = mode["frame_last_quarter_ms"]
+    first: float = mode["frame_first_quarter_ms"]
+    return last / max(first, 1e-9)
 
 
 def evaluate(plain: dict[str, Any], markdown: dict[str, Any], complete: bool) -> list[dict[str, Any]]:
@@ -478,8 +485,8 @@ async def main(
             try:
                 await measure_once(browser, stack.web_url, markdown=True)  # warm-up: caches, JIT
                 for _ in range(rounds):
-                    for markdown in (False, True):
-                        runs[markdown].append(await measure_once(browser, stack.web_url, markdown))
+                    for with_markdown in (False, True):
+                        runs[with_markdown].append(await measure_once(browser, stack.web_url, with_markdown))
                 loading = await ui_load.measure(browser, stack.web_url)
             finally:
                 await browser.close()

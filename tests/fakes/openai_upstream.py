@@ -82,7 +82,9 @@ REASONING_DIALECTS: dict[str, Callable[[str | None, str | None], dict[str, Any]]
 }
 
 
-def openai_error(message: str, kind: str = "invalid_request_error", code: str | None = None) -> dict:
+def openai_error(
+    message: str, kind: str = "invalid_request_error", code: str | None = None
+) -> dict[str, Any]:
     return {"error": {"message": message, "type": kind, "code": code, "param": None}}
 
 

@@ -93,7 +93,8 @@ class PoolRunners:
 
     def address(self, container: Any) -> str:
         container.reload()
-        return container.attrs["NetworkSettings"]["Networks"][self.network.name]["IPAddress"]
+        address: str = container.attrs["NetworkSettings"]["Networks"][self.network.name]["IPAddress"]
+        return address
 
     def endpoint(self, container: Any) -> str:
         return f"{self.address(container)}:{PORT}"
