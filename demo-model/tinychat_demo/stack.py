@@ -100,7 +100,8 @@ def runnable(package: str) -> bool:
 def ready(port: int) -> bool:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as response:
-            return response.status == 200
+            status: int = response.status  # urlopen's answer is untyped (HTTPResponse here)
+            return status == 200
     except OSError:
         return False
 
