@@ -74,7 +74,9 @@ class ChatClient:
         self._temperature = temperature
         self._timeout = aiohttp.ClientTimeout(total=timeout, connect=10)
 
-    def _body(self, messages: list[Message], stop: list[str] | None, max_tokens: int | None) -> dict:
+    def _body(
+        self, messages: list[Message], stop: list[str] | None, max_tokens: int | None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"messages": messages}
         if self._model is not None:
             body["model"] = self._model

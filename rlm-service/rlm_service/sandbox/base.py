@@ -18,8 +18,9 @@ LlmQuery = Callable[..., Awaitable[list[str]]]
 
 # Where a factory tells the person waiting what holds their job up ("all runners are busy");
 # each RLM job's task sets it (jobs.py) to emit the job's status events. A context variable,
-# so that create()'s signature stays the same for every backend.
-SANDBOX_PROGRESS: ContextVar[Callable[[str], None] | None] = ContextVar("sandbox_progress", default=None)
+# so that create()'s signature stays the same for every backend. The callback must act at once:
+# what it returns is dropped (jobs.py's queue put enqueues before returning its room future).
+SANDBOX_PROGRESS: ContextVar[Callable[[str], object] | None] = ContextVar("sandbox_progress", default=None)
 
 
 def report_progress(text: str) -> None:

@@ -155,7 +155,7 @@ class DockerSandboxFactory(SandboxFactory):
                 ulimits=[Ulimit(name="nofile", soft=64, hard=64)],
                 labels={LABEL: "1", OWNER_LABEL: self.owner},
                 environment={},
-                **({"runtime": self.runtime} if self.runtime else {}),
+                runtime=self.runtime or None,  # None: the engine's default runtime
             )
             self._live[container.id or ""] = container
             try:

@@ -37,6 +37,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -94,7 +95,7 @@ class AllowedPeers:
                 infos = socket.getaddrinfo(name, None, family=family, type=socket.SOCK_STREAM)
             except OSError:
                 continue  # not started yet, or gone: its connections are refused
-            found |= {normalised(info[4][0]) for info in infos}
+            found |= {normalised(info[4][0]) for info in infos if isinstance(info[4][0], str)}
         return found
 
     def allows(self, address: str) -> bool:
@@ -351,7 +352,7 @@ def remove(path: str) -> None:
 
 def remove_ipc_objects() -> None:
     """System V shared memory, message queues and semaphores outlive their processes."""
-    removers = {
+    removers: dict[str, Callable[[int], object]] = {
         "shm": lambda ident: _libc.shmctl(ident, IPC_RMID, None),
         "msg": lambda ident: _libc.msgctl(ident, IPC_RMID, None),
         "sem": lambda ident: _libc.semctl(ident, 0, IPC_RMID),

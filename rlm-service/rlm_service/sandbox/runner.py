@@ -39,6 +39,14 @@ import resource
 import sys
 import traceback
 
+# Not typing.TYPE_CHECKING: the runner imports nothing it does not use (mypy reads the block).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, BinaryIO, TypeVar
+
+    T = TypeVar("T")
+
 DEFAULT_OUTPUT_LIMIT = 20_000
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
 MAX_VARIABLES_LISTED = 200
@@ -63,15 +71,15 @@ class HostGone(BaseException):
 
 
 class ProtocolChannel:
-    def __init__(self, reader: io.BufferedReader, writer: io.BufferedWriter) -> None:
+    def __init__(self, reader: BinaryIO, writer: BinaryIO) -> None:
         self.reader = reader
         self.writer = writer
 
-    def send(self, message: dict) -> None:
+    def send(self, message: dict[str, Any]) -> None:
         self.writer.write(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
         self.writer.flush()
 
-    def receive(self) -> dict:
+    def receive(self) -> dict[str, Any]:
         # BufferedReader.readline runs in C: a line of tens of MB is read in one pass.
         line = self.reader.readline()
         if not line:
@@ -141,7 +149,7 @@ class Document(str):
         return f"<Document {self.name!r}: {len(self):,} characters>"
 
 
-def as_documents(context: list, names: object) -> list:
+def as_documents(context: list[str], names: object) -> list[str]:
     if (
         not isinstance(names, list)
         or len(names) != len(context)
@@ -163,7 +171,7 @@ class Runner:
         self.final: str | None = None
         self.next_query_id = 0
         self.cell_count = 0
-        self.namespace: dict = {}
+        self.namespace: dict[str, Any] = {}
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -216,15 +224,19 @@ class Runner:
             return self.raw_context([sizes], None)[0]
         if not isinstance(sizes, list) or not all(isinstance(n, int) and n >= 0 for n in sizes):
             raise ValueError("context_bytes must be a list of sizes")
-        named = (
-            isinstance(names, list) and len(names) == len(sizes) and all(isinstance(n, str) for n in names)
+        labels = (
+            names
+            if isinstance(names, list) and len(names) == len(sizes) and all(isinstance(n, str) for n in names)
+            else None
         )
         texts: list[str] = []
         for index, size in enumerate(sizes):
             data = self.channel.reader.read(size)
             if len(data) != size:
                 raise HostGone
-            texts.append(Document(data, names[index]) if named else data.decode("utf-8", "replace"))
+            texts.append(
+                Document(data, labels[index]) if labels is not None else data.decode("utf-8", "replace")
+            )
             del data
         return texts
 
@@ -307,7 +319,7 @@ class Runner:
             result["id"] = message.get("id")
             self.channel.send(result)
 
-    def run_cell(self, code: str) -> dict:
+    def run_cell(self, code: str) -> dict[str, Any]:
         self.cell_count += 1
         self.final = None
         filename = f"<cell {self.cell_count}>"
@@ -363,10 +375,10 @@ class Runner:
         return names
 
 
-def plain_function(method):
+def plain_function(method: Callable[..., T]) -> Callable[..., T]:
     """`method` as a function of its own: no `__self__`, no `__wrapped__` back to the runner."""
 
-    def helper(*args, **kwargs):
+    def helper(*args: Any, **kwargs: Any) -> T:
         return method(*args, **kwargs)
 
     helper.__name__ = helper.__qualname__ = method.__name__
@@ -404,7 +416,7 @@ def clean(text: str | None) -> str | None:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def apply_limits(limits: dict) -> None:
+def apply_limits(limits: dict[str, Any]) -> None:
     """Lower this process's resource limits; never raises one above its current hard limit."""
     if limits.get("nice"):
         os.nice(int(limits["nice"]))  # the service's own work comes first on a busy machine
