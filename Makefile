@@ -64,6 +64,7 @@ test-model: $(MODEL_STAMP)
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy  # strict, over every package and bench/ ([tool.mypy] in pyproject.toml)
 
 format: $(DEV_STAMP)
 	$(VENV)/bin/ruff format .
