@@ -11,6 +11,7 @@ deltas that arrive together leave together; the reasoning they carried (`reasoni
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from tinychat_common.sse import SSEDecoder, SSELineTooLong
@@ -24,7 +25,7 @@ MAX_UPSTREAM_LINE_CHARS = 4 * 1024 * 1024
 
 
 class OpenAIStreamParser:
-    def __init__(self, scrub: Any = None, *, split_think: bool = True) -> None:
+    def __init__(self, scrub: Callable[[str], str] | None = None, *, split_think: bool = True) -> None:
         self._decoder = SSEDecoder(MAX_UPSTREAM_LINE_CHARS)
         self._scrub = scrub or (lambda text: text)
         self.finish_reason: str | None = None

@@ -29,7 +29,7 @@ from .logs import configure_logging
 from .metrics import METRICS, ServiceMetrics, metrics_middleware
 from .probes import LIFECYCLE, Lifecycle, add_probe_routes, is_draining
 from .security import install_security_headers
-from .settings import ServiceSettings
+from .settings import S, ServiceSettings
 from .slow_clients import (
     BODY_LIMIT,
     BODY_LIMIT_SETTING,
@@ -171,9 +171,7 @@ def fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def run_service(
-    create_app: Callable[[Any], web.Application], settings: ServiceSettings, service: str
-) -> None:
+def run_service(create_app: Callable[[S], web.Application], settings: S, service: str) -> None:
     configure_logging(service, settings.enable_debug_logs)
     if service in INTERNAL_SERVICES:
         refusal = check_internal_token(settings.bearer_token, settings.host, service)
