@@ -81,10 +81,7 @@ class TooManyLoginFailures(RateLimited):
     def __init__(self, retry_after: float) -> None:
         seconds = max(1, int(retry_after + 0.999))
         super().__init__(f"Too many wrong passwords. Try again in {seconds} s.")
-        self.retry_after = seconds
-
-    def to_response(self, headers: dict[str, str] | None = None) -> web.Response:
-        return super().to_response({**(headers or {}), "Retry-After": str(self.retry_after)})
+        self.retry_after = seconds  # sent as Retry-After (TinyChatError.to_response)
 
 
 def _b64(data: bytes) -> str:

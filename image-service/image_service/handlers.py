@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 from tinychat_common.chatlog import utc_timestamp
-from tinychat_common.errors import Busy, MessageTooLong, TinyChatError
+from tinychat_common.errors import MessageTooLong, TinyChatError
 from tinychat_common.events import Event, ImageResult, Status
 from tinychat_common.limiter import slot
 from tinychat_common.models import ImageRequest, parse_body
@@ -18,8 +18,6 @@ from .app_keys import CHAT_LOG, IMAGE_METRICS, LIMITER, PROVIDER, SETTINGS, WORK
 from .errors import EmptyPrompt, ImagesDisabled, ImageTimeout, ProviderBadResponse
 from .postprocess import Limits, to_data_uri
 from .providers import ImageProvider, RawImage
-
-BUSY_RETRY_AFTER_SECONDS = 5
 
 
 async def image_config(request: web.Request) -> web.Response:
@@ -49,16 +47,8 @@ async def stream_image(request: web.Request) -> web.StreamResponse:
         raise ImagesDisabled()
     # Taken before the stream starts: over the cap, the caller gets a plain 429 "busy" at once
     # (the gateway passes it on as it is, Retry-After included).
-    try:
-        async with slot(request.app[LIMITER]):
-            in_use = request.app[IMAGE_METRICS].tokens_in_use
-            in_use.inc()
-            try:
-                return await serve_events(request, image_events(request.app, provider, prompt))
-            finally:
-                in_use.dec()
-    except Busy as exc:
-        return exc.to_response(headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
+    async with slot(request.app[LIMITER], in_use=request.app[IMAGE_METRICS].tokens_in_use):
+        return await serve_events(request, image_events(request.app, provider, prompt))
 
 
 async def image_events(app: web.Application, provider: ImageProvider, prompt: str) -> AsyncIterator[Event]:

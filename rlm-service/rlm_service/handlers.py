@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from tinychat_common.errors import Busy
 from tinychat_common.internal_auth import USER_HEADER
+from tinychat_common.limiter import slot
 from tinychat_common.streaming import serve_events
 
 from .app import CHAT_LOG, CHAT_SESSION, LIMITER, RLM_METRICS, SANDBOX_STATUS, SANDBOXES, SETTINGS
@@ -15,7 +15,7 @@ from .config import RlmSettings
 from .documents import read_chat_request
 from .engine import Engine, EngineLimits, JobRecord, RlmJob, job_from_request
 from .errors import RlmDisabled, SandboxUnavailable
-from .jobs import JobRun, release_quietly
+from .jobs import JobRun
 from .recursion import Recursion
 
 log = logging.getLogger("rlm_service.handlers")
@@ -49,13 +49,9 @@ async def rlm_stream(request: web.Request) -> web.StreamResponse:
     job = job_from_request(await read_chat_request(request, settings.rlm_max_request_bytes))
     job.user = request.headers.get(USER_HEADER)
     limiter = app[LIMITER]
-    try:
-        token = await limiter.acquire()
-    except Busy:
-        metrics.jobs.labels("busy").inc()
-        raise
-    metrics.tokens_in_use.inc()
-    try:
+    async with slot(
+        limiter, in_use=metrics.tokens_in_use, on_busy=lambda _: metrics.jobs.labels("busy").inc()
+    ) as token:
         engine = build_engine(request, job, settings)
         run = JobRun(
             engine,
@@ -66,9 +62,6 @@ async def rlm_stream(request: web.Request) -> web.StreamResponse:
         limiter.on_lost(token, run.lose_token)
         engine.recursion.on_token_lost = run.lose_token
         return await serve_events(request, run.events())
-    finally:
-        metrics.tokens_in_use.dec()
-        await release_quietly(limiter.release(token))
 
 
 def build_engine(request: web.Request, job: RlmJob, settings: RlmSettings) -> Engine:
