@@ -11,6 +11,7 @@
     ├── UpstreamError              502 upstream_error
     ├── UpstreamTimeout            504 upstream_timeout
     └── ServiceUnavailable         503 service_unavailable
+        └── ShuttingDown           503 shutting_down
 
 Before a stream starts an error is a JSON body `{"error": code, "detail": message}` with
 the class's status; after it starts it is one `{"error": message, "code": code}` event
@@ -118,6 +119,14 @@ class ServiceUnavailable(TinyChatError):
     status = 503
     code = "service_unavailable"
     default_message = "The service is not available right now."
+
+
+class ShuttingDown(ServiceUnavailable):
+    """The replica is draining: a new request is refused, a stream still open at the end
+    of the grace period is cut with this as its error event."""
+
+    code = "shutting_down"
+    default_message = "The server is shutting down; try again."
 
 
 def json_error(status: int, code: str, detail: str, *, headers: dict[str, str] | None = None) -> web.Response:
