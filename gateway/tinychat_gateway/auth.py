@@ -28,6 +28,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
+from tinychat_common.bodies import read_body
 from tinychat_common.errors import RateLimited, Unauthorized, json_error
 from tinychat_common.internal_auth import USER_HEADER
 
@@ -200,8 +201,6 @@ def request_identity(request: web.Request, settings: GatewaySettings) -> str:
 
 
 async def login(request: web.Request) -> web.Response:
-    from .handlers import read_body  # handlers imports this module
-
     auth = request.app[AUTH]
     if auth.mode != "password":
         return json_error(404, "not_found", "Password login is off (AUTH_MODE is not password).")

@@ -7,11 +7,12 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
+from tinychat_common.bodies import read_body
 from tinychat_common.chatlog import utc_timestamp
 from tinychat_common.errors import MessageTooLong, TinyChatError
 from tinychat_common.events import Event, ImageResult, Status
 from tinychat_common.limiter import slot
-from tinychat_common.models import ImageRequest, parse_body
+from tinychat_common.models import ImageRequest
 from tinychat_common.streaming import serve_events
 
 from .app_keys import CHAT_LOG, IMAGE_METRICS, LIMITER, PROVIDER, SETTINGS, WORKERS
@@ -34,7 +35,7 @@ async def image_config(request: web.Request) -> web.Response:
 
 async def stream_image(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    body = await parse_body(request, ImageRequest)
+    body = await read_body(request, ImageRequest)
     prompt = body.prompt.strip()
     if not prompt:
         raise EmptyPrompt()
