@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
+from tinychat_common.chatlog import log_record
 from tinychat_common.internal_auth import USER_HEADER
 from tinychat_common.limiter import slot
 from tinychat_common.streaming import serve_events
@@ -101,21 +102,21 @@ def job_finished(app: web.Application, job: RlmJob, record: JobRecord, seconds: 
     metrics.job_seconds.observe(seconds)
     metrics.subcalls.inc(record.subcalls)
     app[CHAT_LOG].record(
-        {
-            "kind": "rlm",
-            **({"user": job.user} if job.user else {}),
-            "model": job.model,
-            "temperature": job.temperature,
-            "question": job.question,
-            "context_chars": job.context_chars,
-            "documents": job.document_names,
-            "outcome": record.outcome,
-            "iterations": record.iterations,
-            "code": record.cells,
-            "subcalls": record.subcalls,
-            "answer": record.answer,
-            "usage": record.usage.as_dict(),
-            "duration": round(seconds, 3),
-        }
+        log_record(
+            "rlm",
+            model=job.model,
+            outcome=record.outcome,
+            seconds=seconds,
+            user=job.user,
+            temperature=job.temperature,
+            question=job.question,
+            context_chars=job.context_chars,
+            documents=job.document_names,
+            iterations=record.iterations,
+            code=record.cells,
+            subcalls=record.subcalls,
+            answer=record.answer,
+            usage=record.usage.as_dict(),
+        )
     )
     log.info("rlm job %s after %d iteration(s) in %.1fs", record.outcome, record.iterations, seconds)
