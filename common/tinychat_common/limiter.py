@@ -16,7 +16,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
 
+from aiohttp import web
+
 from .errors import Busy
+from .settings import RedisSettings
 
 
 class ConcurrencyLimiter(Protocol):
@@ -113,3 +116,29 @@ def make_limiter(
 
         return RedisLimiter(name, limit, redis_url, lease_seconds=lease_seconds, password=redis_password)
     return LocalLimiter(name, limit)
+
+
+def limiter_context(
+    key: web.AppKey[ConcurrencyLimiter],
+    name: str,
+    limit: int,
+    redis: RedisSettings,
+    *,
+    lease_seconds: float = 30.0,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup_ctx that puts the `name` limiter under `key` (shared through Redis when
+    REDIS_URL is set) and closes it on shutdown."""
+
+    async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
+        limiter = make_limiter(
+            name,
+            limit,
+            redis.redis_url,
+            lease_seconds,
+            redis_password=redis.redis_password.get_secret_value(),
+        )
+        app[key] = limiter
+        yield
+        await limiter.close()
+
+    return limiter_ctx
