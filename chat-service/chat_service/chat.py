@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import Counter, Histogram
-from tinychat_common.chatlog import ChatLog, redact_images
+from tinychat_common.chatlog import ChatLog, log_record, redact_images
 from tinychat_common.errors import TinyChatError
 from tinychat_common.events import Content, Done, Event, Reasoning
 from tinychat_common.metrics import ServiceMetrics
@@ -184,20 +184,18 @@ class ChatService:
         self.metrics.completions.labels(chat.model, outcome.finish_reason).inc()
         if not self.chat_log.enabled:
             return
-        entry: dict[str, Any] = {
-            "service": "chat",
-            "model": chat.model,
-            "temperature": chat.temperature,
-            "messages": redact_images(m.model_dump(exclude_none=True) for m in chat.messages),
-            "response": response,
-            "finish_reason": outcome.finish_reason,
-            "usage": outcome.usage,
-            "duration_ms": round((time.perf_counter() - chat.started) * 1000, 1),
-        }
+        entry = log_record(
+            "chat",
+            model=chat.model,
+            outcome=outcome.error_code or ("cancelled" if outcome.finish_reason == "cancelled" else "ok"),
+            seconds=time.perf_counter() - chat.started,
+            user=chat.user,
+            temperature=chat.temperature,
+            messages=redact_images(m.model_dump(exclude_none=True) for m in chat.messages),
+            response=response,
+            finish_reason=outcome.finish_reason,
+            usage=outcome.usage,
+        )
         if reasoning:
             entry["reasoning"] = reasoning
-        if outcome.error_code:
-            entry["error"] = outcome.error_code
-        if chat.user:
-            entry["user"] = chat.user
         self.chat_log.record(entry)

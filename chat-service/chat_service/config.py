@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, SecretStr, model_validator
 from tinychat_common.settings import HttpUrl, LogPath, ServiceSettings
@@ -83,14 +82,6 @@ class ChatSettings(ServiceSettings):
         if self.default_model not in named:
             named.insert(0, self.default_model)
         return list(dict.fromkeys(named))
-
-    @property
-    def public_api_url(self) -> str:
-        """OPENAI_API_URL without any user:password part: safe for logs and messages."""
-        parts = urlsplit(self.openai_api_url)
-        host = parts.hostname or ""
-        netloc = f"{host}:{parts.port}" if parts.port else host
-        return parts._replace(netloc=netloc).geturl()
 
     @property
     def max_image_bytes(self) -> int:

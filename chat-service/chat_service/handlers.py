@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from aiohttp import web
+from tinychat_common.bodies import read_body
 from tinychat_common.internal_auth import USER_HEADER
-from tinychat_common.models import parse_body
 from tinychat_common.streaming import serve_events
 
 from .app import CHAT, SETTINGS
@@ -13,7 +13,7 @@ from .conversation import InternalChatRequest
 
 async def chat_stream(request: web.Request) -> web.StreamResponse:
     chat = request.app[CHAT]
-    body = await parse_body(request, InternalChatRequest)
+    body = await read_body(request, InternalChatRequest)
     prepared = await chat.prepare(body)
     # Who asked, as the gateway knows it (AUTH_MODE); only callers with the token get here.
     prepared.user = request.headers.get(USER_HEADER)
@@ -22,7 +22,7 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
 
 async def chat_complete(request: web.Request) -> web.Response:
     chat = request.app[CHAT]
-    body = await parse_body(request, InternalChatRequest)
+    body = await read_body(request, InternalChatRequest)
     prepared = await chat.prepare(body)
     prepared.user = request.headers.get(USER_HEADER)
     completion = await chat.complete(prepared)
@@ -38,7 +38,7 @@ async def chat_complete(request: web.Request) -> web.Response:
 
 
 async def chat_title(request: web.Request) -> web.Response:
-    body = await parse_body(request, InternalChatRequest)
+    body = await read_body(request, InternalChatRequest)
     return web.json_response({"title": await request.app[CHAT].title(body)})
 
 

@@ -17,12 +17,12 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 from tinychat_common.deadline import ReadDeadline
 from tinychat_common.events import Reasoning
-from tinychat_common.redact import Scrubber
+from tinychat_common.redact import Scrubber, url_credentials, without_credentials
 
 from .config import ChatSettings
 from .errors import (
@@ -84,9 +84,9 @@ class UpstreamClient:
         key = settings.openai_api_key.get_secret_value() if key is None else key
         self._key_hint = key_hint
         # Credentials in the URL (user:password@) become Basic auth, unless an API key is set.
-        self._base = public_url(url)
+        self._base = without_credentials(url)
         self._where = urlsplit(url).hostname or "the model API"
-        user, password = _url_credentials(url)
+        user, password = url_credentials(url)
         if key:
             self._authorization = f"Bearer {key}"
         elif user or password:
@@ -307,14 +307,6 @@ def deadline_error(deadline: ReadDeadline) -> UpstreamTimeout:
     return UpstreamStalled(f"The model API sent nothing for {deadline.idle:g} s in the middle of the answer.")
 
 
-def public_url(url: str) -> str:
-    """The URL without any user:password part: safe for logs and messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return parts._replace(netloc=netloc).geturl()
-
-
 _REFUSALS = (
     # OpenAI: "Unsupported parameter: 'max_tokens' is not supported with this model. Use
     # 'max_completion_tokens' instead." / "Unsupported value: 'temperature' does not support
@@ -337,8 +329,3 @@ def refused_parameter(detail: str) -> str | None:
         if pattern.search(detail):
             return parameter
     return None
-
-
-def _url_credentials(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return unquote(parts.username or ""), unquote(parts.password or "")

@@ -8,6 +8,10 @@ empty path the log is off and `record` does nothing.
     app.cleanup_ctx.append(chat_log_context(CHAT_LOG, settings.chat_log))
     request.app[CHAT_LOG].record({"model": ..., "messages": redact_images(messages)})
 
+Every line has one shape, whichever service wrote it (the README's "The research log"
+table): `log_record()` builds it, the fields every line has first, then the service's own
+(FIELDS). A field not in FIELDS is a programming error, refused at once.
+
 `check_log_path` is a settings validator: a path the service cannot write to is a start-up
 error naming CHAT_LOG, not a surprise at the first request.
 """
@@ -23,7 +27,7 @@ import stat
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from aiohttp import web
 
@@ -75,6 +79,51 @@ def redact_images(messages: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             entry["image"] = summary
         redacted.append(entry)
     return redacted
+
+
+Service = Literal["chat", "image", "rlm"]
+
+# On every line: when, which service, who (when the gateway knows), which model, how it
+# ended (`ok`, for RLM `answered`/`forced`/`budget`; `cancelled`; or the error's code), and
+# how long it took.
+COMMON_FIELDS = ("timestamp", "service", "user", "model", "outcome", "duration_ms")
+# What each service adds.
+FIELDS: dict[Service, tuple[str, ...]] = {
+    "chat": ("temperature", "messages", "response", "reasoning", "finish_reason", "usage"),
+    "image": ("prompt", "provider"),
+    "rlm": (
+        "temperature",
+        "question",
+        "context_chars",
+        "documents",
+        "iterations",
+        "code",
+        "subcalls",
+        "answer",
+        "usage",
+    ),
+}
+
+
+def log_record(
+    service: Service,
+    *,
+    model: str | None,
+    outcome: str,
+    seconds: float,
+    user: str | None = None,
+    **fields: object,
+) -> dict[str, Any]:
+    """One CHAT_LOG line: the common fields, then the service's own (`user` only when known)."""
+    unknown = set(fields) - set(FIELDS[service])
+    if unknown:
+        raise ValueError(f"not CHAT_LOG fields of {service}: {sorted(unknown)}")
+    record: dict[str, Any] = {"timestamp": utc_timestamp(), "service": service}
+    if user:
+        record["user"] = user
+    record.update(model=model, outcome=outcome, duration_ms=round(seconds * 1000, 1))
+    record.update(fields)
+    return record
 
 
 def utc_timestamp() -> str:

@@ -7,14 +7,16 @@
     ├── PayloadTooLarge            413 payload_too_large
     ├── Unauthorized               401 unauthorized
     ├── RateLimited                429 rate_limited
-    ├── Busy                       429 busy
+    ├── Busy                       429 busy               (+ Retry-After: 5)
     ├── UpstreamError              502 upstream_error
     ├── UpstreamTimeout            504 upstream_timeout
     └── ServiceUnavailable         503 service_unavailable
+        └── ShuttingDown           503 shutting_down
 
 Before a stream starts an error is a JSON body `{"error": code, "detail": message}` with
 the class's status; after it starts it is one `{"error": message, "code": code}` event
-followed by `done`. Services add their own subclasses; the forms stay the same.
+followed by `done`. Services add their own subclasses; the forms stay the same. An error
+with a `retry_after` (seconds) also sends it as a `Retry-After` header.
 """
 
 from __future__ import annotations
@@ -30,11 +32,16 @@ from .events import Error
 
 log = logging.getLogger("tinychat.errors")
 
+# What a busy service tells the client to wait: long enough for a short job to end.
+BUSY_RETRY_AFTER_SECONDS = 5
+
 
 class TinyChatError(Exception):
     status: int = 500
     code: str = "internal_error"
     default_message: str = "Something went wrong inside TinyChat."
+    # Seconds the client should wait before trying again, sent as Retry-After when set.
+    retry_after: int | None = None
 
     def __init__(self, message: str | None = None, *, code: str | None = None) -> None:
         self.message = message or self.default_message
@@ -49,6 +56,8 @@ class TinyChatError(Exception):
         return Error(self.message, self.code)
 
     def to_response(self, headers: dict[str, str] | None = None) -> web.Response:
+        if self.retry_after is not None:
+            headers = {**(headers or {}), "Retry-After": str(self.retry_after)}
         return json_error(self.status, self.code, self.message, headers=headers)
 
 
@@ -86,9 +95,13 @@ class RateLimited(TinyChatError):
 
 
 class Busy(TinyChatError):
+    """Every concurrency slot of a kind is taken (see limiter.slot): the same answer from
+    every service, a 429 with the seconds to wait."""
+
     status = 429
     code = "busy"
     default_message = "The server is busy; try again in a moment."
+    retry_after = BUSY_RETRY_AFTER_SECONDS
 
 
 class UpstreamError(TinyChatError):
@@ -107,6 +120,14 @@ class ServiceUnavailable(TinyChatError):
     status = 503
     code = "service_unavailable"
     default_message = "The service is not available right now."
+
+
+class ShuttingDown(ServiceUnavailable):
+    """The replica is draining: a new request is refused, a stream still open at the end
+    of the grace period is cut with this as its error event."""
+
+    code = "shutting_down"
+    default_message = "The server is shutting down; try again."
 
 
 def json_error(status: int, code: str, detail: str, *, headers: dict[str, str] | None = None) -> web.Response:

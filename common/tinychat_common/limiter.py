@@ -2,17 +2,24 @@
 
 `LocalLimiter` serves a single replica. A Redis-backed limiter (leased tokens shared by all
 replicas) implements the same interface; `make_limiter()` picks one from the settings.
-Over the limit, `acquire()` raises `Busy` at once: callers never queue.
+Over the limit, `acquire()` raises `Busy` at once: callers never queue, and every service
+answers the same 429 with `Retry-After` (errors.Busy). Services hold a token through `slot()`,
+which gives it back even when the holder is being cancelled.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Protocol
 
+from aiohttp import web
+
 from .errors import Busy
+from .settings import RedisSettings
 
 
 class ConcurrencyLimiter(Protocol):
@@ -59,14 +66,46 @@ class LocalLimiter:
         self._held.clear()
 
 
+class Gauge(Protocol):
+    """What `slot` needs of a metric: a Prometheus Gauge, say."""
+
+    def inc(self) -> None: ...
+
+    def dec(self) -> None: ...
+
+
 @asynccontextmanager
-async def slot(limiter: ConcurrencyLimiter) -> AsyncIterator[str]:
-    """Hold one token for the body of the `async with`, released whatever happens."""
-    token = await limiter.acquire()
+async def slot(
+    limiter: ConcurrencyLimiter,
+    *,
+    in_use: Gauge | None = None,
+    on_busy: Callable[[Busy], None] | None = None,
+) -> AsyncIterator[str]:
+    """Hold one token for the body of the `async with`, released whatever happens.
+
+    Over the limit `Busy` is raised before the body runs; `on_busy` sees it first (to count
+    it, or to raise an error of its own instead). `in_use` counts the tokens held."""
+    try:
+        token = await limiter.acquire()
+    except Busy as exc:
+        if on_busy is not None:
+            on_busy(exc)
+        raise
+    if in_use is not None:
+        in_use.inc()
     try:
         yield token
     finally:
-        await limiter.release(token)
+        if in_use is not None:
+            in_use.dec()
+        await release_shielded(limiter, token)
+
+
+async def release_shielded(limiter: ConcurrencyLimiter, token: str) -> None:
+    """Give a token back even if the holder is cancelled (again) meanwhile: a cancelled
+    release would leave the slot taken until its lease runs out, or for ever."""
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.shield(limiter.release(token))
 
 
 def make_limiter(
@@ -77,3 +116,29 @@ def make_limiter(
 
         return RedisLimiter(name, limit, redis_url, lease_seconds=lease_seconds, password=redis_password)
     return LocalLimiter(name, limit)
+
+
+def limiter_context(
+    key: web.AppKey[ConcurrencyLimiter],
+    name: str,
+    limit: int,
+    redis: RedisSettings,
+    *,
+    lease_seconds: float = 30.0,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup_ctx that puts the `name` limiter under `key` (shared through Redis when
+    REDIS_URL is set) and closes it on shutdown."""
+
+    async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
+        limiter = make_limiter(
+            name,
+            limit,
+            redis.redis_url,
+            lease_seconds,
+            redis_password=redis.redis_password.get_secret_value(),
+        )
+        app[key] = limiter
+        yield
+        await limiter.close()
+
+    return limiter_ctx

@@ -8,13 +8,9 @@ strict: a value must have the JSON type the description gives (`"rlm": "yes"` or
 
 from __future__ import annotations
 
-import json
-from typing import Literal, TypeVar
+from typing import Literal
 
-from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from .errors import BadRequest, PayloadTooLarge
 
 Role = Literal["user", "assistant", "system"]
 
@@ -69,9 +65,6 @@ class ImageRequest(BaseModel):
     prompt: str = Field(min_length=1)
 
 
-M = TypeVar("M", bound=BaseModel)
-
-
 def readable_validation_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -79,21 +72,3 @@ def readable_validation_error(exc: ValidationError) -> str:
         message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
         parts.append(f"{where}: {message}")
     return "; ".join(parts)
-
-
-async def parse_body(request: web.Request, model: type[M]) -> M:
-    """Read and validate a JSON body, or raise a BadRequest that says what is wrong."""
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise PayloadTooLarge(exc.text or PayloadTooLarge.default_message) from None
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"The body is not valid JSON: {exc}", code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise BadRequest("The body must be a JSON object.", code="invalid_request")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise BadRequest(readable_validation_error(exc), code="invalid_request") from None

@@ -23,7 +23,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from .errors import error_middleware, json_error
+from .errors import ShuttingDown, error_middleware
 from .internal_auth import bearer_headers, check_internal_token, install_internal_auth
 from .logs import configure_logging
 from .metrics import METRICS, ServiceMetrics, metrics_middleware
@@ -50,7 +50,7 @@ LISTEN_BACKLOG = 4096
 @web.middleware
 async def refuse_while_draining(request: web.Request, handler: Handler) -> web.StreamResponse:
     if is_draining(request.app) and request.path not in PROBE_PATHS:
-        return json_error(503, "shutting_down", "The server is shutting down; try again.")
+        return ShuttingDown().to_response()
     return await handler(request)
 
 
@@ -120,7 +120,7 @@ async def drain(app: web.Application, grace_seconds: float) -> None:
     while app.get(OPEN_STREAMS) and loop.time() < deadline:
         await asyncio.sleep(0.1)
     for stream in list(app.get(OPEN_STREAMS, ())):
-        await stream.fail("The server is shutting down; the answer was cut short.", "shutting_down")
+        await stream.fail(ShuttingDown("The server is shutting down; the answer was cut short."))
         await stream.close()
 
 

@@ -182,12 +182,15 @@ async def read_body_in_time(request: web.Request, handler: Handler) -> web.Strea
             # 10 s) so the client can read this answer before the connection closes.
             return RequestTimeout(f"The request body took over {timeout:g} s to arrive.").to_response()
         except web.HTTPRequestEntityTooLarge:
-            limit = request.app.get(BODY_LIMIT, 0)
-            setting = request.app.get(BODY_LIMIT_SETTING, "")
-            named = f" ({setting})" if setting else ""
-            response = PayloadTooLarge(
-                f"The request body is larger than the {limit}-byte limit{named}."
-            ).to_response()
+            response = body_too_large(request).to_response()
             response.force_close()
             return response
     return await handler(request)
+
+
+def body_too_large(request: web.Request) -> PayloadTooLarge:
+    """The 413 for a body over the app's limit, naming the setting that raises it."""
+    limit = request.app.get(BODY_LIMIT, 0) or request.client_max_size
+    setting = request.app.get(BODY_LIMIT_SETTING, "")
+    named = f" ({setting})" if setting else ""
+    return PayloadTooLarge(f"The request body is larger than the {limit}-byte limit{named}.")

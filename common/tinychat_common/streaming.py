@@ -18,7 +18,7 @@ from aiohttp import web
 
 from . import sse
 from .errors import TinyChatError
-from .events import Done, Error, Event
+from .events import Done, Event
 from .metrics import CLIENT_CLOSED, METRICS
 
 log = logging.getLogger("tinychat.stream")
@@ -89,12 +89,12 @@ class EventStream:
         if type(events[-1]) is Done:
             self.done_sent = True
 
-    async def fail(self, message: str, code: str) -> None:
-        """End the stream with an error event and `done`, if it has not ended yet."""
+    async def fail(self, error: TinyChatError) -> None:
+        """End the stream with the error's event and `done`, if it has not ended yet."""
         if self.done_sent or self._closed:
             return
         with contextlib.suppress(*ClientGone):
-            await self.send(Error(message, code), Done("error"))
+            await self.send(error.to_event(), Done("error"))
 
     async def close(self) -> None:
         if self._closed:
@@ -170,13 +170,13 @@ async def serve_events(
         else:
             await stream.send(Done("stop"))
     except TinyChatError as exc:
-        await stream.fail(exc.message, exc.code)
+        await stream.fail(exc)
     except ClientGone:
         mark_client_closed(request)
         log.debug("client went away from %s", request.path)
     except Exception:
         log.exception("stream %s failed", request.path)
-        await stream.fail(TinyChatError.default_message, TinyChatError.code)
+        await stream.fail(TinyChatError())
     finally:
         aclose = getattr(events, "aclose", None)
         if aclose is not None:

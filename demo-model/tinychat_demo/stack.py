@@ -17,6 +17,8 @@ import time
 import urllib.request
 from dataclasses import dataclass
 
+from tinychat_common.redact import without_credentials
+
 DEMO_MODEL = "tinychat-demo"
 READY_WAIT_SECONDS = 30.0
 
@@ -131,7 +133,7 @@ def banner(gateway_port: int, use_demo: bool, skipped: list[str]) -> str:
             "  For a real model: OPENAI_API_URL=https://api.openai.com/v1 OPENAI_API_KEY=sk-... make run",
         ]
     else:
-        lines.append(f"  Model API: {os.environ.get('OPENAI_API_URL', '').split('@')[-1]}")
+        lines.append(f"  Model API: {without_credentials(os.environ.get('OPENAI_API_URL', ''))}")
     if skipped:
         lines.append("  Not started (not installed yet): " + ", ".join(skipped))
     lines += ["  Press Ctrl-C to stop everything.", ""]

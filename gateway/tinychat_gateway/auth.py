@@ -28,6 +28,7 @@ import time
 from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import BaseModel, ConfigDict, Field
+from tinychat_common.bodies import read_body
 from tinychat_common.errors import RateLimited, Unauthorized, json_error
 from tinychat_common.internal_auth import USER_HEADER
 
@@ -81,10 +82,7 @@ class TooManyLoginFailures(RateLimited):
     def __init__(self, retry_after: float) -> None:
         seconds = max(1, int(retry_after + 0.999))
         super().__init__(f"Too many wrong passwords. Try again in {seconds} s.")
-        self.retry_after = seconds
-
-    def to_response(self, headers: dict[str, str] | None = None) -> web.Response:
-        return super().to_response({**(headers or {}), "Retry-After": str(self.retry_after)})
+        self.retry_after = seconds  # sent as Retry-After (TinyChatError.to_response)
 
 
 def _b64(data: bytes) -> str:
@@ -202,8 +200,6 @@ def request_identity(request: web.Request, settings: GatewaySettings) -> str:
 
 
 async def login(request: web.Request) -> web.Response:
-    from .handlers import read_body  # handlers imports this module
-
     auth = request.app[AUTH]
     if auth.mode != "password":
         return json_error(404, "not_found", "Password login is off (AUTH_MODE is not password).")

@@ -47,9 +47,9 @@ class RelayStream(EventStream):
         self.downstream = downstream
         self.cut = False
 
-    async def fail(self, message: str, code: str) -> None:
+    async def fail(self, error: TinyChatError) -> None:
         self.cut = True
-        await super().fail(message, code)
+        await super().fail(error)
         self.downstream.close()
 
 
@@ -184,7 +184,7 @@ async def _finish(
             failure = failure or ServiceInterrupted(service)
             kind = "timeout" if isinstance(failure, ServiceStalled) else "interrupted"
             metrics.downstream_errors.labels(service, kind).inc()
-            await stream.fail(failure.message, failure.code)
+            await stream.fail(failure)
     finally:
         await stream.close()
 
@@ -246,7 +246,7 @@ async def answer_with_error_event(request: web.Request, error: TinyChatError) ->
     stream = EventStream(request)
     await stream.start()
     try:
-        await stream.fail(error.message, error.code)
+        await stream.fail(error)
     finally:
         await stream.close()
     return stream.response

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 
-from aiohttp import web
 from tinychat_common.errors import RateLimited, ServiceUnavailable, Unauthorized, UpstreamError
 
 # How the error messages name each downstream service.
@@ -39,10 +38,7 @@ class _RetryLater(RateLimited):
 
     def __init__(self, message: str | None = None, *, retry_after: float) -> None:
         super().__init__(message)
-        self.retry_after = max(1, math.ceil(retry_after))
-
-    def to_response(self, headers: dict[str, str] | None = None) -> web.Response:
-        return super().to_response({**(headers or {}), "Retry-After": str(self.retry_after)})
+        self.retry_after = max(1, math.ceil(retry_after))  # sent as Retry-After
 
 
 class TooManyRequests(_RetryLater):

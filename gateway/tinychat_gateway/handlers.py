@@ -9,10 +9,10 @@ from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from tinychat_common.bodies import read_body, read_body_and_bytes
 from tinychat_common.errors import BadRequest, MessageTooLong, PayloadTooLarge
 from tinychat_common.events import Content
-from tinychat_common.models import ChatRequest, readable_validation_error
+from tinychat_common.models import ChatRequest
 from tinychat_common.streaming import serve_events
 
 from .auth import IDENTITY, USER_HEADER_TO_SERVICES, request_identity
@@ -33,47 +33,9 @@ from .routing import IMAGE_USAGE, STREAM_PATHS, choose_route
 from .state import GATEWAY, Gateway
 from .static import APP_CACHE_CONTROL, VENDOR_CACHE_CONTROL, app_file, file_response, vendor_file
 
-# Validating a body this big (vision images) takes long enough to hold up other streams,
-# so it runs in a worker thread; small bodies are faster inline.
-THREAD_PARSE_BYTES = 64 * 1024
 PASSCODE_HEADER = "X-RLM-Passcode"
 HEALTH_PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2.0)
-
-M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
-
-
-async def read_body(request: web.Request, model: type[M], *, optional: bool = False) -> M:
-    """Read and validate a JSON body; every problem is a 4xx that says what is wrong."""
-    return (await read_body_and_bytes(request, model, optional=optional))[0]
-
-
-async def read_body_and_bytes(
-    request: web.Request, model: type[M], *, optional: bool = False
-) -> tuple[M, bytes]:
-    """The validated body and the bytes it was read from (an RLM request is passed on as
-    those bytes: a 60 MB body is not encoded a second time)."""
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        limit = request.app[GATEWAY].settings.body_limit
-        raise PayloadTooLarge(f"The request body is larger than the {limit}-byte limit.") from None
-    if optional and not raw.strip():
-        return model(), raw
-    return await _validate(raw, model), raw
-
-
-async def _validate(raw: bytes, model: type[M]) -> M:
-    try:
-        if len(raw) > THREAD_PARSE_BYTES:
-            return await asyncio.to_thread(model.model_validate_json, raw)
-        return model.model_validate_json(raw)
-    except ValidationError as exc:
-        if any(err["type"] == "json_invalid" for err in exc.errors()):
-            raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
-        if any(err["type"] == "model_type" and not err["loc"] for err in exc.errors()):
-            raise BadRequest("The body must be a JSON object.", code="invalid_request") from None
-        raise BadRequest(readable_validation_error(exc), code="invalid_request") from None
 
 
 def forwarded_body(chat: ChatRequest) -> bytes:

@@ -53,7 +53,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         409: "Titles from the model are off for this model's endpoint.",
         413: "The body or a message is too large.",
         415: "The body is not application/json.",
-        429: "Too many requests or wrong passcodes; see Retry-After.",
+        429: "Too many requests or wrong passcodes, or busy (every slot in use); see Retry-After.",
         502: "A service behind the gateway answered something unexpected.",
         503: "The server is shutting down.",
     }

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import aiohttp
 from aiohttp import web
+from tinychat_common.bodies import read_body
 from tinychat_common.errors import TinyChatError
 from tinychat_common.models import ChatRequest
 
 from .errors import BadDownstreamAnswer, ServiceUnreachable
-from .handlers import forwarded_body, read_body
+from .handlers import forwarded_body
 from .models import TitleResponse
 from .state import GATEWAY
 

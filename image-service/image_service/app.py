@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from aiohttp import web
 from tinychat_common.chatlog import chat_log_context
-from tinychat_common.limiter import make_limiter
+from tinychat_common.limiter import limiter_context
 from tinychat_common.metrics import METRICS
 from tinychat_common.probes import add_ready_check
 from tinychat_common.service import base_app, client_session_context
@@ -46,7 +46,7 @@ def create_app(settings: ImageSettings) -> web.Application:
     )
     app.cleanup_ctx.append(workers_context)
     app.cleanup_ctx.append(provider_context)
-    app.cleanup_ctx.append(limiter_context)
+    app.cleanup_ctx.append(limiter_context(LIMITER, "image", settings.max_concurrent_images, settings))
     app.cleanup_ctx.append(chat_log_context(CHAT_LOG, settings.chat_log))
     add_routes(app)
     add_ready_check(app, readiness)
@@ -83,19 +83,6 @@ async def provider_context(app: web.Application) -> AsyncIterator[None]:
     yield
     if provider is not None:
         await provider.close()
-
-
-async def limiter_context(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    limiter = make_limiter(
-        "image",
-        settings.max_concurrent_images,
-        settings.redis_url,
-        redis_password=settings.redis_password.get_secret_value(),
-    )
-    app[LIMITER] = limiter
-    yield
-    await limiter.close()
 
 
 def image_metrics(app: web.Application) -> ImageMetrics:

@@ -15,14 +15,6 @@ Provider = Literal["swarmui", "openai", "none"]
 _SIZE = re.compile(r"^(\d{2,5}x\d{2,5}|auto)$")
 
 
-def without_credentials(url: str) -> str:
-    """A URL without any user:password part: safe for logs and error messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return parts._replace(netloc=netloc).geturl()
-
-
 class ImageSettings(ServiceSettings, RedisSettings):
     port: int = 8002
 

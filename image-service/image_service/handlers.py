@@ -7,19 +7,19 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
-from tinychat_common.chatlog import utc_timestamp
-from tinychat_common.errors import Busy, MessageTooLong, TinyChatError
+from tinychat_common.bodies import read_body
+from tinychat_common.chatlog import log_record
+from tinychat_common.errors import MessageTooLong, TinyChatError
 from tinychat_common.events import Event, ImageResult, Status
+from tinychat_common.internal_auth import USER_HEADER
 from tinychat_common.limiter import slot
-from tinychat_common.models import ImageRequest, parse_body
+from tinychat_common.models import ImageRequest
 from tinychat_common.streaming import serve_events
 
 from .app_keys import CHAT_LOG, IMAGE_METRICS, LIMITER, PROVIDER, SETTINGS, WORKERS
 from .errors import EmptyPrompt, ImagesDisabled, ImageTimeout, ProviderBadResponse
 from .postprocess import Limits, to_data_uri
 from .providers import ImageProvider, RawImage
-
-BUSY_RETRY_AFTER_SECONDS = 5
 
 
 async def image_config(request: web.Request) -> web.Response:
@@ -36,7 +36,7 @@ async def image_config(request: web.Request) -> web.Response:
 
 async def stream_image(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    body = await parse_body(request, ImageRequest)
+    body = await read_body(request, ImageRequest)
     prompt = body.prompt.strip()
     if not prompt:
         raise EmptyPrompt()
@@ -49,19 +49,14 @@ async def stream_image(request: web.Request) -> web.StreamResponse:
         raise ImagesDisabled()
     # Taken before the stream starts: over the cap, the caller gets a plain 429 "busy" at once
     # (the gateway passes it on as it is, Retry-After included).
-    try:
-        async with slot(request.app[LIMITER]):
-            in_use = request.app[IMAGE_METRICS].tokens_in_use
-            in_use.inc()
-            try:
-                return await serve_events(request, image_events(request.app, provider, prompt))
-            finally:
-                in_use.dec()
-    except Busy as exc:
-        return exc.to_response(headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS)})
+    async with slot(request.app[LIMITER], in_use=request.app[IMAGE_METRICS].tokens_in_use):
+        user = request.headers.get(USER_HEADER)
+        return await serve_events(request, image_events(request.app, provider, prompt, user))
 
 
-async def image_events(app: web.Application, provider: ImageProvider, prompt: str) -> AsyncIterator[Event]:
+async def image_events(
+    app: web.Application, provider: ImageProvider, prompt: str, user: str | None = None
+) -> AsyncIterator[Event]:
     """Status events while the provider works, then the post-processed image. Every outcome,
     the cancelled ones too, leaves one CHAT_LOG line and one metrics sample."""
     settings = app[SETTINGS]
@@ -94,7 +89,7 @@ async def image_events(app: web.Application, provider: ImageProvider, prompt: st
         outcome = exc.code
         raise
     finally:
-        record(app, provider, prompt, outcome, loop.time() - started)
+        record(app, provider, prompt, outcome, loop.time() - started, user)
 
 
 async def next_before(
@@ -117,18 +112,20 @@ def timed_out(timeout: float) -> ImageTimeout:
     return ImageTimeout(f"The image was not ready within IMAGE_TIMEOUT ({timeout:g} s); it was cancelled.")
 
 
-def record(app: web.Application, provider: ImageProvider, prompt: str, outcome: str, seconds: float) -> None:
+def record(
+    app: web.Application, provider: ImageProvider, prompt: str, outcome: str, seconds: float, user: str | None
+) -> None:
     metrics = app[IMAGE_METRICS]
     metrics.generations.labels(provider.name, outcome).inc()
     metrics.seconds.labels(provider.name).observe(seconds)
     app[CHAT_LOG].record(
-        {
-            "timestamp": utc_timestamp(),
-            "kind": "image",
-            "prompt": prompt,
-            "provider": provider.name,
-            "model": provider.model,
-            "duration": round(seconds, 3),
-            "outcome": outcome,
-        }
+        log_record(
+            "image",
+            model=provider.model,
+            outcome=outcome,
+            seconds=seconds,
+            user=user,
+            prompt=prompt,
+            provider=provider.name,
+        )
     )

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 import aiohttp
 from tinychat_common.egress import host_matches, is_public_address, literal_address, public_only_session
-from tinychat_common.redact import Scrubber
+from tinychat_common.redact import Scrubber, url_origin, without_credentials
 
-from .config import ImageSettings, without_credentials
+from .config import ImageSettings
 from .errors import (
     ProviderAuthFailed,
     ProviderBadResponse,
@@ -136,17 +136,17 @@ class OpenAIImages:
         so a provider answer cannot turn this into a probe of the network behind it."""
         session = self._session_for(url)
         if session is None:
-            log.warning("refused to download an image from %s", _origin(url))
+            log.warning("refused to download an image from %s", url_origin(url))
             raise _download_failed()
         try:
             async with asyncio.timeout(_DOWNLOAD_TIMEOUT):
                 async with session.get(url, allow_redirects=False) as response:
                     if response.status != 200:
-                        log.info("image download from %s answered HTTP %s", _origin(url), response.status)
+                        log.info("image download from %s answered HTTP %s", url_origin(url), response.status)
                         raise _download_failed()
                     return await read_capped(response, self.max_bytes, "The image download")
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            log.info("image download from %s failed: %s", _origin(url), type(exc).__name__)
+            log.info("image download from %s failed: %s", url_origin(url), type(exc).__name__)
             raise _download_failed() from None
 
     def _session_for(self, url: str) -> aiohttp.ClientSession | None:
@@ -169,8 +169,3 @@ class OpenAIImages:
 
 def _download_failed() -> ProviderUnavailable:
     return ProviderUnavailable("The generated image could not be downloaded.")
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"

@@ -27,8 +27,9 @@ from urllib.parse import quote
 
 import aiohttp
 from tinychat_common.errors import TinyChatError
+from tinychat_common.redact import without_credentials
 
-from .config import ImageSettings, without_credentials
+from .config import ImageSettings
 from .errors import ProviderBadResponse, ProviderRefused, ProviderUnavailable
 from .postprocess import Workers
 from .providers import ProviderEvent, RawImage, progress_status, read_capped

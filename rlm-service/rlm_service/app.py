@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import aiohttp
 from aiohttp import web
 from tinychat_common.chatlog import ChatLog, chat_log_context
-from tinychat_common.limiter import ConcurrencyLimiter, make_limiter
+from tinychat_common.limiter import ConcurrencyLimiter, limiter_context
 from tinychat_common.metrics import METRICS
 from tinychat_common.probes import add_ready_check
 from tinychat_common.service import base_app, client_session_context
@@ -73,25 +73,20 @@ def create_app(settings: RlmSettings, *, sandboxes: SandboxFactory | None = None
     app[RLM_METRICS] = RlmMetrics(app[METRICS])
     app.cleanup_ctx.append(client_session_context(CHAT_SESSION, internal_token=settings.bearer_token))
     app.cleanup_ctx.append(chat_log_context(CHAT_LOG, settings.chat_log))
-    app.cleanup_ctx.append(limiter_context)
+    app.cleanup_ctx.append(
+        limiter_context(
+            LIMITER,
+            "rlm",
+            settings.max_concurrent_rlm,
+            settings,
+            lease_seconds=settings.rlm_token_lease_seconds,
+        )
+    )
     app.cleanup_ctx.append(sandboxes_context(sandboxes))
     add_ready_check(app, tokens_ready)
     add_ready_check(app, sandbox_ready)
     add_routes(app)
     return app
-
-
-async def limiter_context(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    app[LIMITER] = make_limiter(
-        "rlm",
-        settings.max_concurrent_rlm,
-        settings.redis_url,
-        lease_seconds=settings.rlm_token_lease_seconds,
-        redis_password=settings.redis_password.get_secret_value(),
-    )
-    yield
-    await app[LIMITER].close()
 
 
 def sandboxes_context(

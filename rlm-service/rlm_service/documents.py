@@ -12,12 +12,10 @@ as the request lives.
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
-from pydantic import ValidationError
-from tinychat_common.errors import BadRequest, PayloadTooLarge
-from tinychat_common.models import ChatRequest, readable_validation_error
+from tinychat_common.bodies import validate_json
+from tinychat_common.errors import PayloadTooLarge
+from tinychat_common.models import ChatRequest
 
 READ_CHUNK = 1 << 20
 CONVERSATION_NAME = "conversation"
@@ -39,17 +37,9 @@ def context_chars(context: str | list[str]) -> int:
 
 async def read_chat_request(request: web.Request, limit: int) -> ChatRequest:
     """The body as a ChatRequest, read in chunks; a clear 4xx for anything wrong."""
-    buffer = await _read_all(request, limit)
-    try:
-        # Parsed straight from the bytes (no intermediate str of the whole body), in a
-        # thread: tens of MB must not hold up the other jobs' streams.
-        return await asyncio.to_thread(ChatRequest.model_validate_json, buffer)
-    except ValidationError as exc:
-        if any(err["type"] == "json_invalid" for err in exc.errors()):
-            raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
-        if any(err["type"] == "model_type" and not err["loc"] for err in exc.errors()):
-            raise BadRequest("The body must be a JSON object.", code="invalid_request") from None
-        raise BadRequest(readable_validation_error(exc), code="invalid_request") from None
+    # Parsed straight from the bytes, in a thread when large: tens of MB must not hold up
+    # the other jobs' streams.
+    return await validate_json(await _read_all(request, limit), ChatRequest)
 
 
 async def _read_all(request: web.Request, limit: int) -> bytes:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 from aiohttp import web
-from tinychat_common.errors import Busy
+from tinychat_common.chatlog import log_record
 from tinychat_common.internal_auth import USER_HEADER
+from tinychat_common.limiter import slot
 from tinychat_common.streaming import serve_events
 
 from .app import CHAT_LOG, CHAT_SESSION, LIMITER, RLM_METRICS, SANDBOX_STATUS, SANDBOXES, SETTINGS
@@ -15,7 +16,7 @@ from .config import RlmSettings
 from .documents import read_chat_request
 from .engine import Engine, EngineLimits, JobRecord, RlmJob, job_from_request
 from .errors import RlmDisabled, SandboxUnavailable
-from .jobs import JobRun, release_quietly
+from .jobs import JobRun
 from .recursion import Recursion
 
 log = logging.getLogger("rlm_service.handlers")
@@ -49,13 +50,9 @@ async def rlm_stream(request: web.Request) -> web.StreamResponse:
     job = job_from_request(await read_chat_request(request, settings.rlm_max_request_bytes))
     job.user = request.headers.get(USER_HEADER)
     limiter = app[LIMITER]
-    try:
-        token = await limiter.acquire()
-    except Busy:
-        metrics.jobs.labels("busy").inc()
-        raise
-    metrics.tokens_in_use.inc()
-    try:
+    async with slot(
+        limiter, in_use=metrics.tokens_in_use, on_busy=lambda _: metrics.jobs.labels("busy").inc()
+    ) as token:
         engine = build_engine(request, job, settings)
         run = JobRun(
             engine,
@@ -66,9 +63,6 @@ async def rlm_stream(request: web.Request) -> web.StreamResponse:
         limiter.on_lost(token, run.lose_token)
         engine.recursion.on_token_lost = run.lose_token
         return await serve_events(request, run.events())
-    finally:
-        metrics.tokens_in_use.dec()
-        await release_quietly(limiter.release(token))
 
 
 def build_engine(request: web.Request, job: RlmJob, settings: RlmSettings) -> Engine:
@@ -108,21 +102,21 @@ def job_finished(app: web.Application, job: RlmJob, record: JobRecord, seconds: 
     metrics.job_seconds.observe(seconds)
     metrics.subcalls.inc(record.subcalls)
     app[CHAT_LOG].record(
-        {
-            "kind": "rlm",
-            **({"user": job.user} if job.user else {}),
-            "model": job.model,
-            "temperature": job.temperature,
-            "question": job.question,
-            "context_chars": job.context_chars,
-            "documents": job.document_names,
-            "outcome": record.outcome,
-            "iterations": record.iterations,
-            "code": record.cells,
-            "subcalls": record.subcalls,
-            "answer": record.answer,
-            "usage": record.usage.as_dict(),
-            "duration": round(seconds, 3),
-        }
+        log_record(
+            "rlm",
+            model=job.model,
+            outcome=record.outcome,
+            seconds=seconds,
+            user=job.user,
+            temperature=job.temperature,
+            question=job.question,
+            context_chars=job.context_chars,
+            documents=job.document_names,
+            iterations=record.iterations,
+            code=record.cells,
+            subcalls=record.subcalls,
+            answer=record.answer,
+            usage=record.usage.as_dict(),
+        )
     )
     log.info("rlm job %s after %d iteration(s) in %.1fs", record.outcome, record.iterations, seconds)

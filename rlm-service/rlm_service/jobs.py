@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from tinychat_common.errors import TinyChatError
-from tinychat_common.events import Done, Error, Event, Status
+from tinychat_common.events import Done, Event, Status
 
 from .engine import Engine, JobRecord, RlmJob
 from .errors import RlmTimeout, TokenLost
@@ -63,7 +63,7 @@ class JobRun:
             usage = self.record.usage.as_dict()
             if failure is not None:
                 self.record.outcome = _outcome_of(failure)
-                yield Error(failure.message, failure.code)
+                yield failure.to_event()
                 yield Done("error", usage)
             else:
                 yield Done("length" if self.record.outcome in ("forced", "budget") else "stop", usage)

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from tinychat_common.errors import Busy
-from tinychat_common.limiter import ConcurrencyLimiter
+from tinychat_common.limiter import ConcurrencyLimiter, slot
 
 from .chat_client import Usage
 from .errors import SubcallRefused
@@ -108,19 +108,17 @@ class Recursion:
         if self.limiter is None:
             yield
             return
-        try:
-            token = await self.limiter.acquire()
-        except Busy as exc:
-            raise SubcallRefused(
-                f"no RLM slot is free for a sub-RLM ({exc.message}); use llm_query instead"
-            ) from None
-        try:
+        async with slot(self.limiter, on_busy=refuse_subcall) as token:
             if self.on_token_lost is not None:
                 self.limiter.on_lost(token, self.on_token_lost)
             yield
-        finally:
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(self.limiter.release(token))
+
+
+def refuse_subcall(busy: Busy) -> None:
+    """No token for a sub-RLM: the cell is told so and can fall back to llm_query."""
+    raise SubcallRefused(
+        f"no RLM slot is free for a sub-RLM ({busy.message}); use llm_query instead"
+    ) from None
 
 
 BEST_EFFORT_NOTE = (

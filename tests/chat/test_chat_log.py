@@ -42,7 +42,8 @@ async def test_each_finished_request_writes_one_line_with_images_summarised(
     assert first["usage"] == {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
     assert first["duration_ms"] >= 0 and first["timestamp"].endswith("Z")
     assert image not in log_path.read_text()
-    assert second["finish_reason"] == "error" and second["error"] == "upstream_unavailable"
+    assert first["service"] == "chat" and first["outcome"] == "ok"
+    assert second["finish_reason"] == "error" and second["outcome"] == "upstream_unavailable"
 
 
 async def test_complete_requests_are_logged_too(client_with, fake_openai: FakeOpenAI, tmp_path):

@@ -8,7 +8,7 @@ import os
 import stat
 
 import pytest
-from tinychat_common.chatlog import ChatLog, check_log_path, redact_images
+from tinychat_common.chatlog import ChatLog, check_log_path, log_record, redact_images
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -94,3 +94,19 @@ async def test_an_existing_world_readable_log_is_made_private(tmp_path):
     await chat_log.open()
     await chat_log.close()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_every_service_writes_the_common_fields_first_in_one_shape():
+    chat = log_record("chat", model="m", outcome="ok", seconds=1.23456, user="ann", response="hi")
+    image = log_record("image", model="flux", outcome="cancelled", seconds=0.5, prompt="a fox")
+    assert list(chat) == ["timestamp", "service", "user", "model", "outcome", "duration_ms", "response"]
+    assert chat["duration_ms"] == 1234.6 and chat["timestamp"].endswith("Z")
+    assert list(image)[:5] == ["timestamp", "service", "model", "outcome", "duration_ms"]
+    assert "user" not in image  # no identity is no field, not a null
+
+
+def test_a_field_the_schema_does_not_list_is_refused():
+    with pytest.raises(ValueError, match="duration"):
+        log_record("image", model="flux", outcome="ok", seconds=1, duration=1)
+    with pytest.raises(ValueError, match="prompt"):
+        log_record("rlm", model="m", outcome="answered", seconds=1, prompt="not an rlm field")

@@ -110,9 +110,9 @@ async def test_chat_log_has_one_line_per_request_without_image_bytes(
         ("a blue fox", "provider_refused"),
     ]
     for entry in lines:
-        assert entry["kind"] == "image"
+        assert entry["service"] == "image"
         assert entry["provider"] == "swarmui" and entry["model"] == "Flux/flux1-schnell-fp8"
-        assert entry["duration"] >= 0 and entry["timestamp"]
+        assert entry["duration_ms"] >= 0 and entry["timestamp"]
     assert "base64" not in log_path.read_text()
 
 

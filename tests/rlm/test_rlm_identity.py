@@ -44,7 +44,7 @@ async def test_the_user_is_in_the_rlm_audit_line_and_in_every_model_call_it_logs
         await client.close()
         await chat_server.close()
     assert answer_text(events) == "sub-answer"
-    (audit,) = [line for line in log_lines(rlm_log) if line.get("kind") == "rlm"]
+    (audit,) = [line for line in log_lines(rlm_log) if line.get("service") == "rlm"]
     assert audit["user"] == "alice@example.com"
     calls = log_lines(chat_log)
     assert len(calls) >= 2  # the root turn and the llm_query sub-call

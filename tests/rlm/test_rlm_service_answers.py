@@ -237,7 +237,8 @@ async def test_chat_log_records_the_code_that_ran_the_answer_and_usage(
     entries = [json.loads(line) for line in log_path.read_text().splitlines()]
     assert len(entries) == 1
     entry = entries[0]
-    assert entry["kind"] == "rlm" and entry["outcome"] == "answered"
+    assert entry["service"] == "rlm" and entry["outcome"] == "answered"
+    assert entry["duration_ms"] >= 0
     assert entry["code"] == ["x = 2 + 2", "FINAL(x)"]
     assert entry["answer"] == "4" and entry["question"] == "2 + 2?"
     assert entry["usage"]["total_tokens"] == 2 * USAGE_PER_CALL

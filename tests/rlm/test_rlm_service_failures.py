@@ -76,6 +76,7 @@ async def test_over_the_limit_a_job_is_refused_at_once_as_busy(make_stack: MakeS
     await wait_until(lambda: stack.holds_tokens(1))
     second = await stack.client.post("/v1/rlm/stream", json={"messages": [user("Me too.")]})
     assert second.status == 429
+    assert second.headers["Retry-After"] == "5"  # the same busy answer as image-service's
     body = await second.json()
     assert body["error"] == "busy" and "All 1 rlm slots are in use" in body["detail"]
     first.close()
