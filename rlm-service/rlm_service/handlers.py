@@ -7,6 +7,7 @@ import logging
 from aiohttp import web
 from tinychat_common.errors import Busy
 from tinychat_common.internal_auth import USER_HEADER
+from tinychat_common.slow_clients import reads_own_body
 from tinychat_common.streaming import serve_events
 
 from .app import CHAT_LOG, CHAT_SESSION, LIMITER, RLM_METRICS, SANDBOX_STATUS, SANDBOXES, SETTINGS
@@ -36,6 +37,7 @@ async def rlm_config(request: web.Request) -> web.Response:
     )
 
 
+@reads_own_body  # in chunks, never whole (documents.read_chat_request)
 async def rlm_stream(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
