@@ -22,10 +22,7 @@ import re
 import secrets
 
 LONG_STRING_BYTES = 64 * 1024
-QUOTE = 0x22
-# The rest of a string's body from where the scan is: plain bytes or escape pairs, possessive
-# (no backtracking); it stops at the closing quote, or at a lone backslash ending the chunk.
-_STRING_BODY = re.compile(rb'(?:[^"\\]++|\\.)*+', re.DOTALL)
+BACKSLASH = 0x5C
 
 
 class InvalidJson(ValueError):
@@ -41,8 +38,8 @@ class JsonStringSplitter:
         self.skeleton = bytearray()
         self.strings: list[str] = []
         self._in_string = False
-        self._escape_pending = False  # the last chunk ended with the backslash of an escape
-        self._pieces: list[bytes] = []
+        self._escape_pending = False  # the last chunk ended inside an escape (after its backslash)
+        self._pieces: list[memoryview] = []
         self._size = 0
 
     def placeholder(self, index: int) -> str:
@@ -51,6 +48,7 @@ class JsonStringSplitter:
     def feed(self, chunk: bytes) -> None:
         position = 0
         end = len(chunk)
+        view = memoryview(chunk)  # pieces of a long string are views, joined once at its end
         while position < end:
             if not self._in_string:
                 quote = chunk.find(b'"', position)
@@ -61,22 +59,36 @@ class JsonStringSplitter:
                 self._in_string = True
                 self._pieces = []
                 self._size = 0
+                self._escape_pending = False
                 start, position = quote, quote + 1
+                body_start = position  # backslashes before it belong to no escape of this string
             else:
-                start = position
-                if self._escape_pending:
-                    position += 1  # the escaped byte; a bad escape is found when decoding
-                    self._escape_pending = False
-            position = _STRING_BODY.match(chunk, position).end()  # type: ignore[union-attr]
-            if position < end and chunk[position] == QUOTE:
-                self._add_piece(chunk[start : position + 1])
-                self._end_string()
-                position += 1
-            else:
-                # The string goes on in the next chunk (maybe after a lone backslash).
-                self._escape_pending = position < end
-                self._add_piece(chunk[start:])
+                start = body_start = position
+            closing = self._closing_quote(chunk, position, body_start)
+            if closing < 0:
+                self._escape_pending = _ends_escaping(chunk, body_start, self._escape_pending)
+                self._add_piece(view[start:])
                 return
+            self._add_piece(view[start : closing + 1])
+            self._end_string()
+            position = closing + 1
+
+    def _closing_quote(self, chunk: bytes, position: int, body_start: int) -> int:
+        """Where the string's closing quote is in `chunk` (-1: not in this chunk). A quote
+        after an odd run of backslashes is escaped; a run may begin in the last chunk."""
+        while True:
+            quote = chunk.find(b'"', position)
+            if quote < 0:
+                return -1
+            run_start = quote
+            while run_start > body_start and chunk[run_start - 1] == BACKSLASH:
+                run_start -= 1
+            escaped = (quote - run_start) % 2 == 1
+            if run_start == body_start and self._escape_pending:
+                escaped = not escaped
+            if not escaped:
+                return quote
+            position = quote + 1
 
     def finish(self) -> tuple[bytes, list[str]]:
         if self._in_string:
@@ -85,7 +97,7 @@ class JsonStringSplitter:
         self.skeleton = bytearray()
         return skeleton, self.strings
 
-    def _add_piece(self, piece: bytes) -> None:
+    def _add_piece(self, piece: memoryview) -> None:
         self._pieces.append(piece)
         self._size += len(piece)
 
@@ -100,6 +112,15 @@ class JsonStringSplitter:
         del pieces
         self.strings.append(_decode_string(raw))
         self.skeleton += json.dumps(self.placeholder(len(self.strings) - 1)).encode()
+
+
+def _ends_escaping(chunk: bytes, body_start: int, pending: bool) -> bool:
+    """Whether the next chunk's first byte is escaped: an odd run of backslashes ends this one."""
+    run_start = len(chunk)
+    while run_start > body_start and chunk[run_start - 1] == BACKSLASH:
+        run_start -= 1
+    odd = (len(chunk) - run_start) % 2 == 1
+    return odd != pending if run_start == body_start else odd
 
 
 def _decode_string(raw: bytes) -> str:
