@@ -182,7 +182,8 @@ async def read_body_in_time(request: web.Request, handler: Any) -> web.StreamRes
     client trickling 20 MB gets 408, not a connection held for hours."""
     timeout = request.app.get(BODY_TIMEOUT, 0.0)
     if getattr(request.match_info.handler, READS_OWN_BODY, False):
-        return await handler(request)
+        answer: web.StreamResponse = await handler(request)
+        return answer
     if timeout > 0 and request.body_exists and request.method in ("POST", "PUT", "PATCH"):
         try:
             async with asyncio.timeout(timeout):
