@@ -15,8 +15,8 @@ import ipaddress
 import json
 import logging
 from collections import Counter
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -32,6 +32,7 @@ BODY_LIMIT = web.AppKey("tinychat_body_limit", int)
 BODY_LIMIT_SETTING = web.AppKey("tinychat_body_limit_setting", str)
 BODY_TIMEOUT = web.AppKey("tinychat_body_timeout", float)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+OwnBodyHandler = TypeVar("OwnBodyHandler", bound=Callable[[web.Request], Awaitable[web.StreamResponse]])
 
 
 class RequestTimeout(TinyChatError):
@@ -168,11 +169,24 @@ class LimitedAppRunner(web.AppRunner):
         return server
 
 
+# Set on a handler that reads its body itself, in chunks, within BODY_TIMEOUT and BODY_LIMIT
+# (rlm-service's stream: tens of MB it never holds whole); the middleware leaves it alone.
+READS_OWN_BODY = "tinychat_reads_own_body"
+
+
+def reads_own_body(handler: OwnBodyHandler) -> OwnBodyHandler:
+    setattr(handler, READS_OWN_BODY, True)
+    return handler
+
+
 @web.middleware
 async def read_body_in_time(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Read a request's whole body within the app's body deadline, before the handler: a
     client trickling 20 MB gets 408, not a connection held for hours."""
     timeout = request.app.get(BODY_TIMEOUT, 0.0)
+    if getattr(request.match_info.handler, READS_OWN_BODY, False):
+        answer: web.StreamResponse = await handler(request)
+        return answer
     if timeout > 0 and request.body_exists and request.method in ("POST", "PUT", "PATCH"):
         try:
             async with asyncio.timeout(timeout):

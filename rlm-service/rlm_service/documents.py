@@ -5,17 +5,21 @@ With attached documents, `context` in the sandbox is a list whose items are `str
 Here that list is a `Documents`: a plain `list[str]` (every backend sends it as it sends a
 list of strings) that also carries the names, which the runner receives in `init.names`.
 
-A request body of tens of MB is read into one buffer, parsed, and the buffer dropped
-before the job starts: `request.read()` would keep a second copy of the bytes for as long
-as the request lives.
+A request body of tens of MB is never held whole: it is read in chunks, its long strings
+decoded as they arrive (json_strings.py), and only the small rest validated at once.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from tinychat_common.bodies import validate_json
-from tinychat_common.errors import PayloadTooLarge
+from tinychat_common.errors import BadRequest, PayloadTooLarge
 from tinychat_common.models import ChatRequest
+from tinychat_common.slow_clients import BODY_TIMEOUT, RequestTimeout
+
+from .json_strings import InvalidJson, JsonStringSplitter
 
 READ_CHUNK = 1 << 20
 CONVERSATION_NAME = "conversation"
@@ -36,21 +40,62 @@ def context_chars(context: str | list[str]) -> int:
 
 
 async def read_chat_request(request: web.Request, limit: int) -> ChatRequest:
-    """The body as a ChatRequest, read in chunks; a clear 4xx for anything wrong."""
-    # Parsed straight from the bytes, in a thread when large: tens of MB must not hold up
-    # the other jobs' streams.
-    return await validate_json(await _read_all(request, limit), ChatRequest)
+    """The body as a ChatRequest, read in chunks; a clear 4xx for anything wrong.
+
+    Long strings (the documents) are decoded as their chunks arrive and the rest validated
+    as a small skeleton (json_strings.py): the body itself is never held whole."""
+    splitter = JsonStringSplitter()
+    await _read_into(request, limit, splitter)
+    try:
+        skeleton, strings = splitter.finish()
+    except InvalidJson:
+        raise BadRequest("The body is not valid JSON.", code="invalid_json") from None
+    chat = await validate_json(skeleton, ChatRequest)
+    _put_back_long_strings(chat, splitter, strings)
+    return chat
 
 
-async def _read_all(request: web.Request, limit: int) -> bytes:
-    """The body as one bytes object. The slow-client middleware has already read it within
-    the body deadline (aiohttp keeps it), so this takes that copy instead of a second one."""
+async def _read_into(request: web.Request, limit: int, splitter: JsonStringSplitter) -> None:
+    """Feed the body to `splitter` within the body deadline (this route reads its own body:
+    see tinychat_common.slow_clients.reads_own_body) and the size limit."""
     if request.content_length is not None and request.content_length > limit:
         raise _too_large(limit)
-    body = await request.read()
-    if len(body) > limit:
-        raise _too_large(limit)
-    return body
+    timeout = request.app.get(BODY_TIMEOUT, 0.0)
+    received = 0
+    try:
+        async with asyncio.timeout(timeout if timeout > 0 else None):
+            async for chunk in request.content.iter_chunked(READ_CHUNK):
+                received += len(chunk)
+                if received > limit:
+                    raise _too_large(limit)
+                splitter.feed(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"The request body took over {timeout:g} s to arrive.") from None
+
+
+def _put_back_long_strings(chat: ChatRequest, splitter: JsonStringSplitter, strings: list[str]) -> None:
+    """Each placeholder back to its text. Only free-text fields may hold a long string; a
+    placeholder anywhere else (a file name) is a value too long for that field."""
+    if not strings:
+        return
+    where = {splitter.placeholder(index): index for index in range(len(strings))}
+
+    def real(value: str | None) -> str | None:
+        index = where.get(value) if value is not None else None
+        return value if index is None else strings[index]
+
+    for message in chat.messages:
+        message.content = real(message.content) or ""
+        message.image = real(message.image)
+    for number, document in enumerate(chat.documents or []):
+        if document.name in where:
+            raise BadRequest(
+                f"documents.{number}.name: String should have at most 255 characters", code="invalid_request"
+            )
+        document.text = real(document.text) or ""
+    chat.model = real(chat.model)
+    chat.rlm_passcode = real(chat.rlm_passcode)
+    strings.clear()
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

@@ -8,6 +8,7 @@ from aiohttp import web
 from tinychat_common.chatlog import log_record
 from tinychat_common.internal_auth import USER_HEADER
 from tinychat_common.limiter import slot
+from tinychat_common.slow_clients import reads_own_body
 from tinychat_common.streaming import serve_events
 
 from .app import CHAT_LOG, CHAT_SESSION, LIMITER, RLM_METRICS, SANDBOX_STATUS, SANDBOXES, SETTINGS
@@ -37,6 +38,7 @@ async def rlm_config(request: web.Request) -> web.Response:
     )
 
 
+@reads_own_body  # in chunks, never whole (documents.read_chat_request)
 async def rlm_stream(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]

@@ -86,6 +86,30 @@ async def test_a_20mb_document_through_the_gateway_reaches_the_sandbox_whole(mak
     assert answer_text(events) == f"big.log {len(text)} THEEND"
 
 
+async def test_long_texts_arrive_exactly_and_a_long_file_name_is_refused_readably(
+    make_stack: MakeStack,
+) -> None:
+    stack, _llm = await make_stack(
+        [repl("FINAL(str([len(d) for d in context]) + context[0][-9:] + context[1][:5])")]
+    )
+    first = 'quote " and \\ backslash \n é 😀 ' * 10_000 + "the end."
+    second = "\x1f\t" + "z" * 200_000
+    events = await stream_body(
+        stack, documents_body("Sizes?", [{"name": "a", "text": first}, {"name": "b", "text": second}])
+    )
+    assert answer_text(events) == f"{[len(first), len(second)]}{first[-9:]}{second[:5]}"
+
+    body = documents_body("Hi", [{"name": "n" * 100_000, "text": "x"}])
+    async with stack.client.post("/v1/rlm/stream", json=body) as response:
+        assert response.status == 400
+        assert "documents.0.name" in (await response.json())["detail"]
+    async with stack.client.post(
+        "/v1/rlm/stream", data=b'{"messages": [{"role": "user", "content": "' + b"a" * 100_000
+    ) as response:
+        assert response.status == 400
+        assert (await response.json())["error"] == "invalid_json"
+
+
 async def test_the_gateway_refuses_documents_without_rlm_and_big_chats(make_stack: MakeStack) -> None:
     stack, _llm = await make_stack([])
     gateway = await start_gateway(stack, WEB_DIR, max_request_bytes=1024 * 1024)

@@ -104,10 +104,12 @@ class Stack:
         *,
         real_rlm: bool = False,
         demo_model: bool = False,
+        rlm_overrides: dict[str, Any] | None = None,
         **gateway_overrides: object,
     ) -> None:
         self.rlm_passcode = rlm_passcode
         self.real_rlm = real_rlm
+        self.rlm_overrides = rlm_overrides or {}  # RlmSettings fields of the real rlm-service
         # With `demo_model`, chat-service talks to the built-in demo model (as `make run` does
         # without an API key) instead of the scripted fake.
         self.demo_model = demo_model
@@ -191,7 +193,7 @@ class Stack:
 
         from tests.rlm.harness import rlm_settings
 
-        return await self._serve(create_rlm_app(rlm_settings(chat_url, "process")))
+        return await self._serve(create_rlm_app(rlm_settings(chat_url, "process", **self.rlm_overrides)))
 
     async def _stop(self) -> None:
         for runner in reversed(self.runners):

@@ -425,8 +425,15 @@ export function mergeRlmStep(steps, step) {
     return steps;
   }
   const last = steps.at(-1);
-  const open = last && (last.kind ?? last.type) === "reasoning" && last.iteration === step.iteration && !last.done;
+  const open =
+    last &&
+    (last.kind ?? last.type) === "reasoning" &&
+    last.iteration === step.iteration &&
+    last.branch === step.branch &&
+    !last.done;
   const target = open ? last : { kind: "reasoning", iteration: step.iteration, text: "" };
+  // A sub-RLM's turn keeps its level, so the trace can nest it under its sub-RLM.
+  if (!open && step.branch !== undefined) Object.assign(target, { depth: step.depth, branch: step.branch });
   if (!open) steps.push(target);
   if (typeof step.delta === "string") target.text += step.delta;
   if (step.done === true) {

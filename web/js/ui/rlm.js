@@ -4,6 +4,9 @@
 // the store only ever changes the last step, so a reasoning delta appends its new characters
 // to the open step's text node instead of rebuilding anything. All text goes in through
 // textContent; highlighted code passes DOMPurify. "Thinking" (reasoning) can be hidden.
+// A sub-RLM (rlm_query) is one element in the list of the level that started it, right after
+// that level's code cell; the sub-RLM's own steps (events with its `branch`) go inside it,
+// nested as deep as the recursion goes, and its `end` step fills in its outcome and answer.
 // The whole trace is folded into one summary line ("Worked for 4.2 s · 3 steps · 1 sub-call")
 // that opens into the steps; the answer below it is always in view.
 
@@ -16,6 +19,7 @@ const LABELS = {
   code: "Code",
   output: "Output",
   subcall: "Sub-call",
+  subrlm: "Sub-RLM",
   final: "Final answer",
 };
 
@@ -23,6 +27,9 @@ const PREVIEW_CHARS = 90;
 
 // What each step element last showed, so an update touches only what changed.
 const shown = new WeakMap();
+// Per trace: the element of each step, by position, and the step list of each open level
+// ("" the root, "1", "1.2", … the sub-RLMs).
+const layouts = new WeakMap();
 
 export function stepKind(step) {
   // `type` is how traces were stored before the UI followed rlm-service's `kind`.
@@ -120,6 +127,7 @@ function title(step, kind) {
   if (kind === "final") return step.forced ? "Forced answer" : "Final answer";
   let label = LABELS[kind] || kind.replace(/_/g, " ");
   if (kind === "subcall" && step.count > 1) label = `Sub-calls ×${step.count}`;
+  if (kind === "subrlm") label = `Sub-RLM ${step.branch ?? ""}`.trim();
   return step.iteration !== undefined && step.iteration !== null ? `Iteration ${step.iteration} · ${label}` : label;
 }
 
@@ -128,6 +136,7 @@ function summaryPreview(step, kind) {
   if (kind === "code") return preview(step.code);
   if (kind === "output") return preview(step.error ? String(step.error).trim().split("\n").at(-1) : step.stdout ?? step.output);
   if (kind === "subcall") return preview(step.prompts?.[0]);
+  if (kind === "subrlm") return preview(step.prompt);
   return "";
 }
 
@@ -148,6 +157,57 @@ function stepElement(step) {
   shown.set(details, { chars: 0, done: null });
   if (isReasoning) updateReasoning(details, step);
   return details;
+}
+
+// A sub-RLM: its prompt, then its own steps (filled in as they come), then how it ended.
+function subRlmElement(step) {
+  const details = stepElement({ ...step, kind: "subrlm" });
+  const body = details.querySelector(".rlm-body");
+  body.replaceChildren(
+    ...labelled("Prompt", String(step.prompt ?? "")),
+    el("div", { className: "rlm-steps rlm-substeps" }),
+  );
+  details.classList.add("writing");
+  details.dataset.branch = String(step.branch ?? "");
+  return details;
+}
+
+function endSubRlm(details, step) {
+  details.classList.remove("writing");
+  details.querySelector(":scope > summary .rlm-duration").textContent = duration(step.ms);
+  const turns = plural(Number(step.iterations) || 0, "iteration");
+  const outcome = step.outcome && step.outcome !== "answered" ? ` (${step.outcome})` : "";
+  details
+    .querySelector(":scope > .rlm-body")
+    .append(note(`The sub-RLM ended after ${turns}${outcome}.`), ...labelled("Answer", String(step.answer ?? ""), "output"));
+  if (step.outcome === "error") details.classList.add("failed");
+}
+
+function parentBranch(branch) {
+  const cut = branch.lastIndexOf(".");
+  return cut < 0 ? "" : branch.slice(0, cut);
+}
+
+// The step's element, put in the list of its level (a sub-RLM's start: in its parent's).
+function placeStep(layout, step) {
+  const kind = stepKind(step);
+  if (kind !== "subrlm") {
+    const element = stepElement(step);
+    const branch = String(step.branch ?? "");
+    (layout.levels.get(branch) || layout.levels.get("")).append(element);
+    return element;
+  }
+  const branch = String(step.branch ?? "");
+  const open = layout.subRlms.get(branch);
+  if (step.phase === "end" && open) {
+    endSubRlm(open, step);
+    return open;
+  }
+  const element = subRlmElement(step);
+  (layout.levels.get(parentBranch(branch)) || layout.levels.get("")).append(element);
+  layout.levels.set(branch, element.querySelector(".rlm-substeps"));
+  layout.subRlms.set(branch, element);
+  return element;
 }
 
 // A reasoning step grows while the model writes: append only the characters not yet shown.
@@ -195,17 +255,20 @@ function plural(count, word) {
 export function traceSummary(steps, { startedAt, finishedAt, working } = {}) {
   let cells = 0;
   let subcalls = 0;
+  let subRlms = 0;
   let stepMs = 0;
   for (const step of steps) {
     const kind = stepKind(step);
     if (kind === "code") cells++;
     if (kind === "subcall") subcalls += Number(step.count) || step.prompts?.length || 1;
+    if (kind === "subrlm" && step.phase !== "end") subRlms++;
     const ms = Number(step.ms ?? step.duration_ms);
     if (Number.isFinite(ms)) stepMs += ms;
   }
   const elapsed = Number.isFinite(finishedAt) && Number.isFinite(startedAt) ? finishedAt - startedAt : stepMs;
   const parts = [working ? "Working…" : `Worked for ${(elapsed / 1000).toFixed(1)} s`, plural(cells, "step")];
   if (subcalls) parts.push(plural(subcalls, "sub-call"));
+  if (subRlms) parts.push(plural(subRlms, "sub-RLM"));
   return parts.join(" · ");
 }
 
@@ -220,10 +283,15 @@ export function renderTrace(container, steps, showThinking, timing = {}) {
   toggle.textContent = showThinking ? "Hide thinking" : "Show thinking";
   const list = trace.querySelector(".rlm-steps");
   // Steps are only ever appended; a shorter trace means a different one: start over.
-  if (list.children.length > steps.length) list.replaceChildren();
-  const lastShown = list.children.length - 1;
-  if (lastShown >= 0 && stepKind(steps[lastShown]) === "reasoning") updateReasoning(list.children[lastShown], steps[lastShown]);
-  for (let i = list.children.length; i < steps.length; i++) list.append(stepElement(steps[i]));
+  let layout = layouts.get(list);
+  if (!layout || layout.elements.length > steps.length) {
+    list.replaceChildren();
+    layout = { elements: [], levels: new Map([["", list]]), subRlms: new Map() };
+    layouts.set(list, layout);
+  }
+  const lastShown = layout.elements.length - 1;
+  if (lastShown >= 0 && stepKind(steps[lastShown]) === "reasoning") updateReasoning(layout.elements[lastShown], steps[lastShown]);
+  for (let i = layout.elements.length; i < steps.length; i++) layout.elements.push(placeStep(layout, steps[i]));
   const thinking = steps.filter((s) => stepKind(s) === "reasoning").length;
   const counts = `${steps.length} step${steps.length === 1 ? "" : "s"}`;
   const hidden = !showThinking && thinking ? ` (${thinking} reasoning hidden)` : "";
