@@ -3,7 +3,8 @@
 
 import { fetchConfig } from "./api.js";
 import { DocumentVault, documentIdsOf } from "./documents.js";
-import { ImageVault, MemoryVault, newId } from "./images.js";
+import { newId } from "./ids.js";
+import { MemoryPictureVault, PictureVault } from "./picture-vault.js";
 import { ChatSession } from "./session.js";
 import { ShareError, asImportable, isShareFragment } from "./share.js";
 import { Store, blankConversation } from "./store.js";
@@ -79,7 +80,7 @@ class App {
       this.store.watch();
     }
     applyTheme(this.store.settings.theme);
-    this.vault = shared ? new MemoryVault() : new ImageVault();
+    this.vault = shared ? new MemoryPictureVault() : new PictureVault();
     this.documents = new DocumentVault();
     this.draft = null; // a new chat that becomes a stored conversation on its first message
     this.currentId = null;
@@ -180,7 +181,7 @@ class App {
   async saveSharedCopy(conversation, pictures) {
     const own = new Store();
     own.load();
-    const vault = new ImageVault();
+    const vault = new PictureVault();
     for (const picture of pictures) await vault.put(picture.id, picture.data).catch((e) => notify(e.message, "error"));
     const copy = { ...conversation, id: newId("c"), updatedAt: Date.now() };
     own.merge([copy]);

@@ -5,7 +5,7 @@
 
 import { ApiError, streamChat } from "./api.js";
 import { bodyWithDocuments, documentIdsOf, inlineDocuments } from "./documents.js";
-import { newId } from "./images.js";
+import { newId } from "./ids.js";
 import { suggestTitle } from "./titles.js";
 import { startTiming } from "./ui/usage.js";
 

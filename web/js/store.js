@@ -11,7 +11,7 @@
 // `messages` is the path on screen, `branches` the rest.
 
 import { SCHEMA_VERSION, allMessages, forkAt, mergeCopies, migrate, switchTo } from "./branches.js";
-import { newId } from "./images.js";
+import { newId } from "./ids.js";
 
 const PREFIX = "tinychat.conversation.";
 const SETTINGS_KEY = "tinychat.settings";

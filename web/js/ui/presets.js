@@ -2,7 +2,7 @@
 // deletes them; the empty state of a new chat offers each one as "start a chat from it".
 // They live in the user's settings (store.settings.presets: [{id, name, systemPrompt}]).
 
-import { newId } from "../images.js";
+import { newId } from "../ids.js";
 import { confirmDialog, promptDialog } from "./dialogs.js";
 import { byId, el } from "./dom.js";
 
