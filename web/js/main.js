@@ -105,31 +105,18 @@ class App {
       editAndResend: (id, text) => this.session.editAndResend(this.currentId, id, text),
       switchBranch: (id) => this.store.switchBranch(this.currentId, id),
     });
-    this.composer = new Composer({
+    this.composer = new Composer(this.store, {
       onSend: (text, attachment, documents) => this.send(text, attachment, documents),
       onStop: () => this.session.stop(this.currentId),
       onError: (message) => notify(message, "error"),
     });
-    this.session = new ChatSession({
-      store: this.store,
-      vault: this.vault,
-      documents: this.documents,
-      settings: this.settings,
-      config,
-      notify,
-    });
+    this.session = new ChatSession({ store: this.store, vault: this.vault, documents: this.documents, config });
     this.sidebar = new Sidebar(this.store, {
       onSelect: (id) => this.open(id),
       onNew: () => this.newChat(),
       onDelete: (id) => this.remove(id),
     });
-    // Only the conversation in view drives the composer's Send/Stop and the view's actions;
-    // the sidebar marks every conversation that is answering.
-    this.session.addEventListener("activity", (e) => {
-      this.sidebar.setAnswering(this.session.answering);
-      if (e.detail.conversationId === this.currentId) this.showBusy();
-    });
-
+    this.store.addEventListener("notice", (e) => notify(e.detail.message, e.detail.kind));
     this.store.addEventListener("storage-error", (e) => notify(e.detail.message, "error"));
     this.store.addEventListener("conversation", (e) => {
       if (e.detail.id !== this.currentId) return;
@@ -199,12 +186,6 @@ class App {
     else Object.assign(this.draft, patch);
   }
 
-  showBusy() {
-    const busy = Boolean(this.currentId) && this.session.isBusy(this.currentId);
-    this.composer.setBusy(busy);
-    this.view.setBusy(busy);
-  }
-
   showTitle() {
     const title = this.current?.title || "New chat";
     byId("chat-title").textContent = title;
@@ -223,7 +204,7 @@ class App {
     this.settings.show(this.current);
     this.presets.reset();
     this.view.show(id);
-    this.showBusy();
+    this.composer.show(id);
     this.showTitle();
     this.composer.focus();
   }
@@ -235,13 +216,13 @@ class App {
     this.settings.show(this.draft);
     this.presets.reset();
     this.view.show(null);
-    this.showBusy();
+    this.composer.show(null);
     this.showTitle();
     this.composer.focus();
   }
 
   async send(text, attachment, documents = []) {
-    if (this.currentId && this.session.isBusy(this.currentId)) return false;
+    if (this.store.isAnswering(this.currentId)) return false;
     if (!this.currentId) {
       const { id, ...rest } = this.draft;
       this.open(this.store.create(rest).id);
@@ -351,7 +332,7 @@ class App {
       if ((event.ctrlKey || event.metaKey) && !event.altKey && event.key.toLowerCase() === "k") {
         event.preventDefault();
         this.newChat();
-      } else if (event.key === "Escape" && this.currentId && this.session.isBusy(this.currentId) && !document.querySelector("dialog[open]")) {
+      } else if (event.key === "Escape" && this.store.isAnswering(this.currentId) && !document.querySelector("dialog[open]")) {
         event.preventDefault();
         this.session.stop(this.currentId);
       }

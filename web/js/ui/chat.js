@@ -54,7 +54,7 @@ export class ChatView {
     this.viewer = viewer;
     this.actions = actions; // {regenerate(id), retry(id), editAndResend(id, text), switchBranch(id)}
     this.conversationId = null;
-    this.busy = false; // the conversation in view is answering
+    this.busy = false; // the conversation in view is answering (store "activity")
     this.list = byId("message-list");
     this.scroller = byId("messages");
     this.empty = byId("empty-state");
@@ -80,6 +80,9 @@ export class ChatView {
       if (e.detail.conversationId === this.conversationId) this.schedule(e.detail.messageId);
     });
     store.addEventListener("settings", () => this.renderAll());
+    store.addEventListener("activity", (e) => {
+      if (e.detail.conversationId === this.conversationId) this.setBusy(e.detail.busy);
+    });
     this.scroller.addEventListener("scroll", () => {
       const gap = this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight;
       this.stickToBottom = gap < NEAR_BOTTOM_PX;
@@ -92,6 +95,7 @@ export class ChatView {
 
   show(conversationId) {
     this.conversationId = conversationId;
+    this.busy = this.store.isAnswering(conversationId);
     this.lazy.disconnect();
     this.list.replaceChildren();
     this.stickToBottom = true;

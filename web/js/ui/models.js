@@ -28,12 +28,6 @@ export function fillModelSelect(select, config, models) {
   );
 }
 
-// Whether the model's endpoint may be asked for a title (chat-service decides per endpoint).
-export function titlesAllowed(config, model) {
-  const groups = Array.isArray(config.model_groups) ? config.model_groups : [];
-  return groups.some((g) => g.titles === true && g.models?.includes(model));
-}
-
 // A positive whole number, or null for "the model's own limit".
 export function parseMaxTokens(value) {
   const n = Number(String(value ?? "").trim());

@@ -10,7 +10,6 @@ export class Sidebar {
     this.onNew = onNew;
     this.onDelete = onDelete;
     this.activeId = null;
-    this.answering = new Set(); // conversations with an answer streaming in this tab
     this.query = "";
     this.list = byId("conversation-list");
     this.search = byId("search");
@@ -19,6 +18,10 @@ export class Sidebar {
     this.opener = byId("open-sidebar");
 
     store.addEventListener("list", () => this.render());
+    // Every conversation that is answering in this tab is marked, not only the one on screen.
+    store.addEventListener("activity", () => {
+      for (const item of this.list.children) this.markAnswering(item);
+    });
     this.search.addEventListener("input", () => {
       this.query = this.search.value;
       this.render();
@@ -60,13 +63,8 @@ export class Sidebar {
     }
   }
 
-  setAnswering(ids) {
-    this.answering = ids;
-    for (const item of this.list.children) this.markAnswering(item);
-  }
-
   markAnswering(item) {
-    const answering = this.answering.has(item.dataset.id);
+    const answering = this.store.isAnswering(item.dataset.id);
     if (item.classList.contains("answering") === answering) return;
     item.classList.toggle("answering", answering);
     const link = item.querySelector(".conversation-link");
