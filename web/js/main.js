@@ -8,16 +8,16 @@ import { MemoryPictureVault, PictureVault } from "./picture-vault.js";
 import { ChatSession } from "./session.js";
 import { ShareError, asImportable, isShareFragment } from "./share.js";
 import { Store, blankConversation } from "./store.js";
-import { ImportError, exportFileName, exportJson, exportMarkdown, parseImport } from "./transfer.js";
+import { ImportError, parseImport } from "./transfer.js";
 import { ChatView } from "./ui/chat.js";
 import { Composer } from "./ui/composer.js";
-import { confirmDialog } from "./ui/dialogs.js";
-import { byId, downloadFile, el, toast } from "./ui/dom.js";
+import { byId, el, toast } from "./ui/dom.js";
 import { ImageViewer } from "./ui/images.js";
 import { PresetsPanel } from "./ui/presets.js";
 import { SettingsPanel, applyTheme } from "./ui/settings.js";
 import { ShareDialog, readSharedLink } from "./ui/share.js";
 import { Sidebar } from "./ui/sidebar.js";
+import { TransferControls } from "./ui/transfer.js";
 
 const LAST_OPEN_KEY = "tinychat.lastConversation";
 const SUGGESTIONS = [
@@ -124,7 +124,6 @@ class App {
       if (e.detail.removed) this.newChat();
       else this.showTitle();
     });
-    this.wireExports();
     this.wireKeys();
     this.wireSuggestions();
     // A pending (deferred) save must not be lost when the tab closes.
@@ -132,10 +131,18 @@ class App {
       for (const id of [...this.store.saveTimers.keys()]) this.store.flush(id);
     });
 
-    this.shareDialog = new ShareDialog({
-      current: () => (this.currentId ? this.store.get(this.currentId) : null),
+    const onScreen = () => (this.currentId ? this.store.get(this.currentId) : null);
+    const modelFor = (c) => this.settings.modelFor(c);
+    this.shareDialog = new ShareDialog({ current: onScreen, vault: this.vault, modelFor });
+    this.transfer = new TransferControls({
+      store: this.store,
       vault: this.vault,
-      modelFor: (c) => this.settings.modelFor(c),
+      documents: this.documents,
+      current: onScreen,
+      modelFor,
+      onShare: () => this.shareDialog.open(),
+      stopAll: () => this.session.stopAll(),
+      onCleared: () => this.newChat(),
     });
     // A share link pasted into this tab opens it.
     window.addEventListener("hashchange", () => isShareFragment(location.hash) && location.reload());
@@ -237,92 +244,6 @@ class App {
     const images = this.store.remove(id);
     this.vault.remove(images).catch(() => {});
     if (id === this.currentId) this.newChat();
-  }
-
-  wireExports() {
-    const menu = byId("export-menu");
-    const opener = byId("export-one");
-    const closeMenu = () => {
-      menu.hidden = true;
-      opener.setAttribute("aria-expanded", "false");
-    };
-    opener.addEventListener("click", () => {
-      menu.hidden = !menu.hidden;
-      opener.setAttribute("aria-expanded", String(!menu.hidden));
-      if (!menu.hidden) menu.querySelector("button").focus();
-    });
-    document.addEventListener("click", (event) => {
-      if (!menu.hidden && !menu.contains(event.target) && !opener.contains(event.target)) closeMenu();
-    });
-    menu.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") {
-        closeMenu();
-        opener.focus();
-      }
-    });
-    const one = () => (this.currentId ? [this.store.get(this.currentId)] : []);
-    const all = () => this.store.list();
-    const exportAs = async (conversations, format) => {
-      closeMenu();
-      if (!conversations.length) {
-        notify("There is nothing to export yet.");
-        return;
-      }
-      if (format === "json") {
-        downloadFile(exportFileName(conversations, "json"), await exportJson(conversations, this.vault, this.documents), "application/json");
-      } else {
-        downloadFile(exportFileName(conversations, "md"), exportMarkdown(conversations, (c) => this.settings.modelFor(c)), "text/markdown");
-      }
-    };
-    byId("export-one-json").addEventListener("click", () => exportAs(one(), "json"));
-    byId("export-one-md").addEventListener("click", () => exportAs(one(), "md"));
-    byId("share-open").addEventListener("click", () => {
-      closeMenu();
-      this.shareDialog.open();
-    });
-    byId("export-all-json").addEventListener("click", () => exportAs(all(), "json"));
-    byId("export-all-md").addEventListener("click", () => exportAs(all(), "md"));
-
-    const file = byId("import-file");
-    byId("import").addEventListener("click", () => file.click());
-    file.addEventListener("change", async () => {
-      const [chosen] = file.files;
-      file.value = "";
-      if (chosen) await this.importFile(chosen);
-    });
-    byId("clear-all").addEventListener("click", async () => {
-      const count = this.store.conversations.size;
-      if (!count) return;
-      const ok = await confirmDialog(
-        "Delete all conversations?",
-        `All ${count} conversation${count === 1 ? "" : "s"} and their images will be removed from this browser. Export them first if you want to keep them.`,
-        "Delete all",
-      );
-      if (!ok) return;
-      this.session.stopAll();
-      this.documents.remove(this.store.list().flatMap(documentIdsOf)).catch(() => {});
-      this.vault.remove(this.store.clearAll()).catch(() => {});
-      this.newChat();
-    });
-  }
-
-  async importFile(file) {
-    let parsed;
-    try {
-      parsed = parseImport(await file.text());
-    } catch (error) {
-      notify(error instanceof ImportError ? error.message : `Could not read the file: ${error.message}`, "error");
-      return;
-    }
-    for (const { pictures, documents = [] } of parsed) {
-      for (const picture of pictures) await this.vault.put(picture.id, picture.data).catch((e) => notify(e.message, "error"));
-      for (const document of documents) await this.documents.put(document.id, document.text).catch((e) => notify(e.message, "error"));
-    }
-    const report = this.store.merge(parsed.map((p) => p.conversation));
-    const parts = [`${report.added} added`];
-    if (report.copies) parts.push(`${report.copies} kept as copies (an older version was already here)`);
-    if (report.duplicates) parts.push(`${report.duplicates} already present`);
-    notify(`Import: ${parts.join(", ")}.`);
   }
 
   wireKeys() {
