@@ -3,20 +3,21 @@
 
 import { fetchConfig } from "./api.js";
 import { DocumentVault, documentIdsOf } from "./documents.js";
-import { ImageVault, MemoryVault, newId } from "./images.js";
+import { newId } from "./ids.js";
+import { MemoryPictureVault, PictureVault } from "./picture-vault.js";
 import { ChatSession } from "./session.js";
 import { ShareError, asImportable, isShareFragment } from "./share.js";
 import { Store, blankConversation } from "./store.js";
-import { ImportError, exportFileName, exportJson, exportMarkdown, parseImport } from "./transfer.js";
+import { ImportError, parseImport } from "./transfer.js";
 import { ChatView } from "./ui/chat.js";
 import { Composer } from "./ui/composer.js";
-import { confirmDialog } from "./ui/dialogs.js";
-import { byId, downloadFile, el, toast } from "./ui/dom.js";
+import { byId, el, toast } from "./ui/dom.js";
 import { ImageViewer } from "./ui/images.js";
 import { PresetsPanel } from "./ui/presets.js";
 import { SettingsPanel, applyTheme } from "./ui/settings.js";
 import { ShareDialog, readSharedLink } from "./ui/share.js";
 import { Sidebar } from "./ui/sidebar.js";
+import { TransferControls } from "./ui/transfer.js";
 
 const LAST_OPEN_KEY = "tinychat.lastConversation";
 const SUGGESTIONS = [
@@ -79,7 +80,7 @@ class App {
       this.store.watch();
     }
     applyTheme(this.store.settings.theme);
-    this.vault = shared ? new MemoryVault() : new ImageVault();
+    this.vault = shared ? new MemoryPictureVault() : new PictureVault();
     this.documents = new DocumentVault();
     this.draft = null; // a new chat that becomes a stored conversation on its first message
     this.currentId = null;
@@ -104,31 +105,18 @@ class App {
       editAndResend: (id, text) => this.session.editAndResend(this.currentId, id, text),
       switchBranch: (id) => this.store.switchBranch(this.currentId, id),
     });
-    this.composer = new Composer({
+    this.composer = new Composer(this.store, {
       onSend: (text, attachment, documents) => this.send(text, attachment, documents),
       onStop: () => this.session.stop(this.currentId),
       onError: (message) => notify(message, "error"),
     });
-    this.session = new ChatSession({
-      store: this.store,
-      vault: this.vault,
-      documents: this.documents,
-      settings: this.settings,
-      config,
-      notify,
-    });
+    this.session = new ChatSession({ store: this.store, vault: this.vault, documents: this.documents, config });
     this.sidebar = new Sidebar(this.store, {
       onSelect: (id) => this.open(id),
       onNew: () => this.newChat(),
       onDelete: (id) => this.remove(id),
     });
-    // Only the conversation in view drives the composer's Send/Stop and the view's actions;
-    // the sidebar marks every conversation that is answering.
-    this.session.addEventListener("activity", (e) => {
-      this.sidebar.setAnswering(this.session.answering);
-      if (e.detail.conversationId === this.currentId) this.showBusy();
-    });
-
+    this.store.addEventListener("notice", (e) => notify(e.detail.message, e.detail.kind));
     this.store.addEventListener("storage-error", (e) => notify(e.detail.message, "error"));
     this.store.addEventListener("conversation", (e) => {
       if (e.detail.id !== this.currentId) return;
@@ -136,7 +124,6 @@ class App {
       if (e.detail.removed) this.newChat();
       else this.showTitle();
     });
-    this.wireExports();
     this.wireKeys();
     this.wireSuggestions();
     // A pending (deferred) save must not be lost when the tab closes.
@@ -144,10 +131,18 @@ class App {
       for (const id of [...this.store.saveTimers.keys()]) this.store.flush(id);
     });
 
-    this.shareDialog = new ShareDialog({
-      current: () => (this.currentId ? this.store.get(this.currentId) : null),
+    const onScreen = () => (this.currentId ? this.store.get(this.currentId) : null);
+    const modelFor = (c) => this.settings.modelFor(c);
+    this.shareDialog = new ShareDialog({ current: onScreen, vault: this.vault, modelFor });
+    this.transfer = new TransferControls({
+      store: this.store,
       vault: this.vault,
-      modelFor: (c) => this.settings.modelFor(c),
+      documents: this.documents,
+      current: onScreen,
+      modelFor,
+      onShare: () => this.shareDialog.open(),
+      stopAll: () => this.session.stopAll(),
+      onCleared: () => this.newChat(),
     });
     // A share link pasted into this tab opens it.
     window.addEventListener("hashchange", () => isShareFragment(location.hash) && location.reload());
@@ -180,7 +175,7 @@ class App {
   async saveSharedCopy(conversation, pictures) {
     const own = new Store();
     own.load();
-    const vault = new ImageVault();
+    const vault = new PictureVault();
     for (const picture of pictures) await vault.put(picture.id, picture.data).catch((e) => notify(e.message, "error"));
     const copy = { ...conversation, id: newId("c"), updatedAt: Date.now() };
     own.merge([copy]);
@@ -196,12 +191,6 @@ class App {
   changeCurrent(patch) {
     if (this.currentId) this.store.update(this.currentId, patch);
     else Object.assign(this.draft, patch);
-  }
-
-  showBusy() {
-    const busy = Boolean(this.currentId) && this.session.isBusy(this.currentId);
-    this.composer.setBusy(busy);
-    this.view.setBusy(busy);
   }
 
   showTitle() {
@@ -222,7 +211,7 @@ class App {
     this.settings.show(this.current);
     this.presets.reset();
     this.view.show(id);
-    this.showBusy();
+    this.composer.show(id);
     this.showTitle();
     this.composer.focus();
   }
@@ -234,13 +223,13 @@ class App {
     this.settings.show(this.draft);
     this.presets.reset();
     this.view.show(null);
-    this.showBusy();
+    this.composer.show(null);
     this.showTitle();
     this.composer.focus();
   }
 
   async send(text, attachment, documents = []) {
-    if (this.currentId && this.session.isBusy(this.currentId)) return false;
+    if (this.store.isAnswering(this.currentId)) return false;
     if (!this.currentId) {
       const { id, ...rest } = this.draft;
       this.open(this.store.create(rest).id);
@@ -257,92 +246,6 @@ class App {
     if (id === this.currentId) this.newChat();
   }
 
-  wireExports() {
-    const menu = byId("export-menu");
-    const opener = byId("export-one");
-    const closeMenu = () => {
-      menu.hidden = true;
-      opener.setAttribute("aria-expanded", "false");
-    };
-    opener.addEventListener("click", () => {
-      menu.hidden = !menu.hidden;
-      opener.setAttribute("aria-expanded", String(!menu.hidden));
-      if (!menu.hidden) menu.querySelector("button").focus();
-    });
-    document.addEventListener("click", (event) => {
-      if (!menu.hidden && !menu.contains(event.target) && !opener.contains(event.target)) closeMenu();
-    });
-    menu.addEventListener("keydown", (event) => {
-      if (event.key === "Escape") {
-        closeMenu();
-        opener.focus();
-      }
-    });
-    const one = () => (this.currentId ? [this.store.get(this.currentId)] : []);
-    const all = () => this.store.list();
-    const exportAs = async (conversations, format) => {
-      closeMenu();
-      if (!conversations.length) {
-        notify("There is nothing to export yet.");
-        return;
-      }
-      if (format === "json") {
-        downloadFile(exportFileName(conversations, "json"), await exportJson(conversations, this.vault, this.documents), "application/json");
-      } else {
-        downloadFile(exportFileName(conversations, "md"), exportMarkdown(conversations, (c) => this.settings.modelFor(c)), "text/markdown");
-      }
-    };
-    byId("export-one-json").addEventListener("click", () => exportAs(one(), "json"));
-    byId("export-one-md").addEventListener("click", () => exportAs(one(), "md"));
-    byId("share-open").addEventListener("click", () => {
-      closeMenu();
-      this.shareDialog.open();
-    });
-    byId("export-all-json").addEventListener("click", () => exportAs(all(), "json"));
-    byId("export-all-md").addEventListener("click", () => exportAs(all(), "md"));
-
-    const file = byId("import-file");
-    byId("import").addEventListener("click", () => file.click());
-    file.addEventListener("change", async () => {
-      const [chosen] = file.files;
-      file.value = "";
-      if (chosen) await this.importFile(chosen);
-    });
-    byId("clear-all").addEventListener("click", async () => {
-      const count = this.store.conversations.size;
-      if (!count) return;
-      const ok = await confirmDialog(
-        "Delete all conversations?",
-        `All ${count} conversation${count === 1 ? "" : "s"} and their images will be removed from this browser. Export them first if you want to keep them.`,
-        "Delete all",
-      );
-      if (!ok) return;
-      this.session.stopAll();
-      this.documents.remove(this.store.list().flatMap(documentIdsOf)).catch(() => {});
-      this.vault.remove(this.store.clearAll()).catch(() => {});
-      this.newChat();
-    });
-  }
-
-  async importFile(file) {
-    let parsed;
-    try {
-      parsed = parseImport(await file.text());
-    } catch (error) {
-      notify(error instanceof ImportError ? error.message : `Could not read the file: ${error.message}`, "error");
-      return;
-    }
-    for (const { pictures, documents = [] } of parsed) {
-      for (const picture of pictures) await this.vault.put(picture.id, picture.data).catch((e) => notify(e.message, "error"));
-      for (const document of documents) await this.documents.put(document.id, document.text).catch((e) => notify(e.message, "error"));
-    }
-    const report = this.store.merge(parsed.map((p) => p.conversation));
-    const parts = [`${report.added} added`];
-    if (report.copies) parts.push(`${report.copies} kept as copies (an older version was already here)`);
-    if (report.duplicates) parts.push(`${report.duplicates} already present`);
-    notify(`Import: ${parts.join(", ")}.`);
-  }
-
   wireKeys() {
     const isMac = /Mac|iPhone|iPad/.test(navigator.platform || navigator.userAgent);
     byId("new-chat-shortcut").textContent = isMac ? "⌘K" : "Ctrl K";
@@ -350,7 +253,7 @@ class App {
       if ((event.ctrlKey || event.metaKey) && !event.altKey && event.key.toLowerCase() === "k") {
         event.preventDefault();
         this.newChat();
-      } else if (event.key === "Escape" && this.currentId && this.session.isBusy(this.currentId) && !document.querySelector("dialog[open]")) {
+      } else if (event.key === "Escape" && this.store.isAnswering(this.currentId) && !document.querySelector("dialog[open]")) {
         event.preventDefault();
         this.session.stop(this.currentId);
       }

@@ -1,27 +1,26 @@
 // Runs the requests of the conversations: send, stop, regenerate, edit & resend, retry.
-// Each conversation streams on its own, several at once; each stream's events go into the
-// store and the views follow the store. The session is an EventTarget:
-//   "activity" {conversationId, busy}   a conversation started or finished answering
+// Each conversation streams on its own, several at once; each stream's events, which
+// conversations are answering ("activity") and what the user should be told ("notice") go
+// into the store, and the views follow the store. Nothing here knows the screen.
 
 import { ApiError, streamChat } from "./api.js";
-import { bodyWithDocuments, documentIdsOf, inlineDocuments } from "./documents.js";
-import { newId } from "./images.js";
+import { bodyWithDocuments, inlineDocuments } from "./documents.js";
+import { newId } from "./ids.js";
+import { modelFor, temperatureFor } from "./model-choice.js";
+import { forgetPasscode, rlmPasscode } from "./passcode.js";
+import { startTiming } from "./timing.js";
 import { suggestTitle } from "./titles.js";
-import { startTiming } from "./ui/usage.js";
 
 function base64Of(dataUri) {
   return dataUri.slice(dataUri.indexOf(",") + 1);
 }
 
-export class ChatSession extends EventTarget {
-  constructor({ store, vault, documents, settings, config, notify }) {
-    super();
+export class ChatSession {
+  constructor({ store, vault, documents, config }) {
     this.store = store;
     this.vault = vault;
     this.documents = documents; // DocumentVault: the attached documents' texts
-    this.settings = settings;
     this.config = config;
-    this.notify = notify;
     this.active = new Map(); // conversationId → {messageId, controller}
   }
 
@@ -29,8 +28,12 @@ export class ChatSession extends EventTarget {
     return this.active.has(conversationId);
   }
 
-  get answering() {
-    return new Set(this.active.keys());
+  notify(message, kind) {
+    this.store.notify(message, kind);
+  }
+
+  modelFor(conversation) {
+    return modelFor(this.config, this.store.settings, conversation);
   }
 
   tooLong(text) {
@@ -147,8 +150,8 @@ export class ChatSession extends EventTarget {
     }
     const body = {
       messages,
-      model: this.settings.modelFor(conversation),
-      temperature: this.settings.temperatureFor(conversation),
+      model: this.modelFor(conversation),
+      temperature: temperatureFor(this.config, this.store.settings, conversation),
     };
     if (conversation.maxTokens) body.max_tokens = conversation.maxTokens;
     if (rlm) {
@@ -175,12 +178,12 @@ export class ChatSession extends EventTarget {
     const answer = this.store.addMessage(conversationId, { role: "assistant", state: "streaming" });
     const controller = new AbortController();
     this.active.set(conversationId, { messageId: answer.id, controller });
-    this.dispatchEvent(new CustomEvent("activity", { detail: { conversationId, busy: true } }));
+    this.store.setAnswering(conversationId, true);
     const update = (patch, streaming = true) => this.store.updateMessage(conversationId, answer.id, patch, { streaming });
     let final = { state: "done" };
     try {
       const body = await this.requestBody(conversation);
-      const passcode = conversation.rlm && this.config.rlm?.enabled ? this.settings.passcode() : "";
+      const passcode = conversation.rlm && this.config.rlm?.enabled ? rlmPasscode() : "";
       const seen = { error: null };
       const timing = startTiming();
       for await (const event of streamChat(body, { signal: controller.signal, passcode })) {
@@ -195,9 +198,9 @@ export class ChatSession extends EventTarget {
     } finally {
       this.active.delete(conversationId);
       update({ status: undefined, finishedAt: Date.now(), ...final }, false);
-      this.dispatchEvent(new CustomEvent("activity", { detail: { conversationId, busy: false } }));
+      this.store.setAnswering(conversationId, false);
     }
-    if (final.state === "done" && !conversation.rlm) suggestTitle(this.store, this.config, conversationId, this.settings.modelFor(conversation));
+    if (final.state === "done" && !conversation.rlm) suggestTitle(this.store, this.config, conversationId, this.modelFor(conversation));
   }
 
   // Applies one event; returns the message's final state when the event decides it.
@@ -250,7 +253,7 @@ export class ChatSession extends EventTarget {
     if (controller.signal.aborted) return { state: "stopped" };
     if (error instanceof ApiError) {
       if (rlm && (error.status === 401 || error.status === 403)) {
-        this.settings.forgetPasscode();
+        forgetPasscode();
         this.store.saveSettings({});
       }
       return { state: "error", error: { message: error.message, code: error.code } };

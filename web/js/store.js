@@ -4,6 +4,8 @@
 //   "conversation" {id}         a conversation's settings or messages changed (chat view)
 //   "message"  {conversationId, messageId}  one message changed (streaming)
 //   "settings" the user's settings changed
+//   "activity" {conversationId, busy}   a conversation started or finished answering
+//   "notice"   {message, kind}  something the user should be told (kind "info" or "error")
 //   "storage-error" {message}   something could not be saved; it stays in memory
 // Another tab's saves arrive through the `storage` event (see watch) and are merged in, never
 // overwritten: each saved copy carries a `rev`, and a save that finds a rev it has not seen
@@ -11,7 +13,7 @@
 // `messages` is the path on screen, `branches` the rest.
 
 import { SCHEMA_VERSION, allMessages, forkAt, mergeCopies, migrate, switchTo } from "./branches.js";
-import { newId } from "./images.js";
+import { newId } from "./ids.js";
 
 const PREFIX = "tinychat.conversation.";
 const SETTINGS_KEY = "tinychat.settings";
@@ -67,6 +69,7 @@ export class Store extends EventTarget {
     this.settingsUnsaved = false;
     this.revs = new Map(); // conversation id → the rev of the copy in storage this tab knows
     this.live = new Set(); // ids of the messages this tab is streaming into (it owns them)
+    this.answering = new Set(); // ids of the conversations with an answer streaming in this tab
   }
 
   // Follows the other tabs' saves. Called once by the app (tests build stores without it).
@@ -142,6 +145,10 @@ export class Store extends EventTarget {
 
   emit(type, detail = {}) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+
+  notify(message, kind = "info") {
+    this.emit("notice", { message, kind });
   }
 
   reportStorageError(error) {
@@ -382,6 +389,21 @@ export class Store extends EventTarget {
     this.persist(conversationId);
     this.emit("conversation", { id: conversationId });
     return true;
+  }
+
+  // ---- answering -------------------------------------------------------------------
+
+  // The session marks a conversation busy while its answer streams; the views follow
+  // "activity" (Send/Stop, the sidebar's badge, the message actions).
+  setAnswering(conversationId, busy) {
+    if (this.answering.has(conversationId) === busy) return;
+    if (busy) this.answering.add(conversationId);
+    else this.answering.delete(conversationId);
+    this.emit("activity", { conversationId, busy });
+  }
+
+  isAnswering(conversationId) {
+    return Boolean(conversationId) && this.answering.has(conversationId);
   }
 
   // ---- import ----------------------------------------------------------------------

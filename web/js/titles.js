@@ -3,7 +3,7 @@
 // fails, the first message's text stays the title. A title the user set is never replaced.
 
 import { fetchTitle } from "./api.js";
-import { titlesAllowed } from "./ui/models.js";
+import { titlesAllowed } from "./model-choice.js";
 
 export async function suggestTitle(store, config, conversationId, model) {
   const conversation = store.get(conversationId);

@@ -3,7 +3,7 @@
 // exports are for reading: the path on screen only.
 
 import { migrate } from "./branches.js";
-import { newId } from "./images.js";
+import { newId } from "./ids.js";
 import { reasoningMarkdown } from "./render/reasoning.js";
 
 export const FORMAT = "tinychat-conversations";

@@ -1,6 +1,7 @@
 // A keyed store in IndexedDB (localStorage is far too small for pictures and documents), with
 // a memory cache of what this page has seen, so a value is never lost when the database
-// refuses to store it. ImageVault and DocumentVault are two of these, one database each.
+// refuses to store it. PictureVault (picture-vault.js) and DocumentVault are two of these,
+// one database each.
 
 function openDatabase(name, store) {
   return new Promise((resolve, reject) => {

@@ -2,7 +2,7 @@
 // waiting to be sent, read as they are added) and the chips under a sent message.
 
 import { DOCUMENT_ACCEPT, formatSize, readDocument } from "../documents.js";
-import { el } from "./dom.js";
+import { el, reconcile } from "./dom.js";
 
 function chip(document, onRemove) {
   const label = `${document.name} · ${formatSize(document.size)}`;
@@ -19,12 +19,16 @@ function chip(document, onRemove) {
   return item;
 }
 
+const READING = { reading: true }; // the placeholder chip while a file is being read
+
 // The composer's documents: read when added (a PDF's text is extracted then), shown as
 // chips, handed over on send.
 export class DocumentTray {
   constructor(form, fileInput, onError) {
     this.onError = onError;
     this.documents = [];
+    this.keys = new WeakMap(); // document → its chip's key (documents carry no id until sent)
+    this.lastKey = 0;
     this.reading = 0;
     this.element = el("div", { className: "document-tray", id: "document-tray", "aria-label": "Attached documents" });
     this.element.hidden = true;
@@ -63,16 +67,24 @@ export class DocumentTray {
     return taken;
   }
 
+  keyOf(document) {
+    if (!this.keys.has(document)) this.keys.set(document, `document-${++this.lastKey}`);
+    return this.keys.get(document);
+  }
+
+  remove(document) {
+    const index = this.documents.indexOf(document);
+    if (index >= 0) this.documents.splice(index, 1);
+    this.render();
+  }
+
   render() {
-    const chips = this.documents.map((document, index) =>
-      chip(document, () => {
-        this.documents.splice(index, 1);
-        this.render();
-      }),
-    );
-    if (this.reading) chips.push(el("span", { className: "document-chip reading", text: "Reading…" }));
-    this.element.replaceChildren(...chips);
-    this.element.hidden = chips.length === 0;
+    const items = this.reading ? [...this.documents, READING] : this.documents;
+    reconcile(this.element, items, {
+      key: (item) => (item === READING ? "reading" : this.keyOf(item)),
+      create: (item) => (item === READING ? el("span", { className: "document-chip reading", text: "Reading…" }) : chip(item, () => this.remove(item))),
+    });
+    this.element.hidden = items.length === 0;
   }
 }
 
@@ -87,7 +99,10 @@ export function renderAttachmentChips(extras, message) {
     box?.remove();
     return;
   }
-  const fresh = el("div", { className: "message-documents", dataset: { signature } }, attachments.map((a) => chip(a, null)));
-  if (box) box.replaceWith(fresh);
-  else extras.prepend(fresh);
+  if (!box) {
+    box = el("div", { className: "message-documents" });
+    extras.prepend(box);
+  }
+  box.dataset.signature = signature;
+  reconcile(box, attachments, { key: (a) => a.id, create: (a) => chip(a, null) });
 }

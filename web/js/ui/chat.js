@@ -5,7 +5,7 @@ import { versionsOf } from "../branches.js";
 import { copyText } from "../render/code.js";
 import { renderMarkdownInto, renderPlainInto, warmUpRenderer } from "../render/markdown.js";
 import { renderTimeline } from "../render/timeline.js";
-import { byId, el, iconButton } from "./dom.js";
+import { byId, el, iconButton, reconcile } from "./dom.js";
 import { imageFigure, progressFrom } from "./images.js";
 import { renderReasoning, reasoningSignature } from "../render/reasoning.js";
 import { renderAttachmentChips } from "./attachments.js";
@@ -54,7 +54,7 @@ export class ChatView {
     this.viewer = viewer;
     this.actions = actions; // {regenerate(id), retry(id), editAndResend(id, text), switchBranch(id)}
     this.conversationId = null;
-    this.busy = false; // the conversation in view is answering
+    this.busy = false; // the conversation in view is answering (store "activity")
     this.list = byId("message-list");
     this.scroller = byId("messages");
     this.empty = byId("empty-state");
@@ -80,6 +80,9 @@ export class ChatView {
       if (e.detail.conversationId === this.conversationId) this.schedule(e.detail.messageId);
     });
     store.addEventListener("settings", () => this.renderAll());
+    store.addEventListener("activity", (e) => {
+      if (e.detail.conversationId === this.conversationId) this.setBusy(e.detail.busy);
+    });
     this.scroller.addEventListener("scroll", () => {
       const gap = this.scroller.scrollHeight - this.scroller.scrollTop - this.scroller.clientHeight;
       this.stickToBottom = gap < NEAR_BOTTOM_PX;
@@ -92,6 +95,7 @@ export class ChatView {
 
   show(conversationId) {
     this.conversationId = conversationId;
+    this.busy = this.store.isAnswering(conversationId);
     this.lazy.disconnect();
     this.list.replaceChildren();
     this.stickToBottom = true;
@@ -169,21 +173,16 @@ export class ChatView {
     const conversation = this.store.get(this.conversationId);
     const messages = conversation ? conversation.messages.filter((m) => m.role !== "system") : [];
     this.empty.hidden = messages.length > 0;
-    const existing = new Map([...this.list.children].map((item) => [item.dataset.id, item]));
     const eagerFrom = lazily ? messages.length - EAGER_MESSAGES : 0;
-    messages.forEach((message, index) => {
-      let item = existing.get(message.id);
-      existing.delete(message.id);
-      const fresh = !item;
-      if (fresh) item = this.create(message);
-      if (this.list.children[index] !== item) this.list.insertBefore(item, this.list.children[index] || null);
-      if (fresh && index < eagerFrom && message.state !== "streaming") this.defer(item, message);
-      else if (!this.deferred.has(item)) this.update(item, message, conversation);
+    reconcile(this.list, messages, {
+      key: (message) => message.id,
+      create: (message) => this.create(message),
+      update: (item, message, index, fresh) => {
+        if (fresh && index < eagerFrom && message.state !== "streaming") this.defer(item, message);
+        else if (!this.deferred.has(item)) this.update(item, message, conversation);
+      },
+      remove: (item) => this.lazy.unobserve(item),
     });
-    for (const item of existing.values()) {
-      this.lazy.unobserve(item);
-      item.remove();
-    }
     this.scroller.setAttribute("aria-busy", String(this.busy));
     if (this.stickToBottom) this.scrollToBottom();
     this.showJump();
@@ -200,7 +199,6 @@ export class ChatView {
         el("div", { className: "message-footer" }),
       ]),
     ]);
-    item.dataset.id = message.id;
     return item;
   }
 

@@ -63,7 +63,10 @@ export async function prepareImage(file) {
 }
 
 export class Composer {
-  constructor({ onSend, onStop, onError }) {
+  // Send turns into Stop while the conversation on screen (see show) answers.
+  constructor(store, { onSend, onStop, onError }) {
+    this.store = store;
+    this.conversationId = null;
     this.onSend = onSend;
     this.onStop = onStop;
     this.onError = onError;
@@ -91,6 +94,15 @@ export class Composer {
     });
     byId("attachment-remove").addEventListener("click", () => this.clearAttachment());
     this.installDropZone();
+    store.addEventListener("activity", (e) => {
+      if (e.detail.conversationId === this.conversationId) this.setBusy(e.detail.busy);
+    });
+  }
+
+  // The conversation on screen (null: a new chat not yet sent).
+  show(conversationId) {
+    this.conversationId = conversationId;
+    this.setBusy(this.store.isAnswering(conversationId));
   }
 
   onKeyDown(event) {

@@ -19,6 +19,32 @@ export function el(tag, props = {}, children = []) {
   return element;
 }
 
+// Makes `parent`'s children the elements of `items`, in order, keyed by `data-id`: an element
+// whose key is still listed is kept (moved when its place changed), never rebuilt, so focus,
+// scroll and what a view cached about it survive; a new key gets `create(item)`; an element
+// whose key is gone is removed (after `remove(element)`, when given). `update(element, item,
+// index, fresh)` runs for every item, after the element is in its place.
+export function reconcile(parent, items, { key, create, update, remove }) {
+  const existing = new Map();
+  for (const child of parent.children) existing.set(child.dataset.id, child);
+  items.forEach((item, index) => {
+    const id = String(key(item));
+    let element = existing.get(id);
+    existing.delete(id);
+    const fresh = !element;
+    if (fresh) {
+      element = create(item);
+      element.dataset.id = id;
+    }
+    if (parent.children[index] !== element) parent.insertBefore(element, parent.children[index] || null);
+    update?.(element, item, index, fresh);
+  });
+  for (const element of existing.values()) {
+    remove?.(element);
+    element.remove();
+  }
+}
+
 const SVG_NS = "http://www.w3.org/2000/svg";
 const ICONS = {
   copy: ["M9 9h10v10H9z", "M5 15V5h10"],

@@ -1,7 +1,7 @@
 // The model picker: one list, or the models grouped by endpoint (<optgroup>) when
 // chat-service serves several (CHAT_ENDPOINTS); and the per-conversation max-tokens value.
 
-import { el } from "./dom.js";
+import { el, reconcile } from "./dom.js";
 
 // [{label, models: [id…]}] when there is more than one endpoint; otherwise null.
 export function modelGroups(config) {
@@ -15,23 +15,27 @@ function shortName(id, endpoint) {
   return endpoint && id.startsWith(endpoint + "/") ? id.slice(endpoint.length + 1) : id;
 }
 
+function fillOptions(parent, models, endpoint) {
+  reconcile(parent, models, {
+    key: (m) => m,
+    create: (m) => el("option", { value: m }),
+    update: (option, m) => {
+      option.textContent = shortName(m, endpoint);
+    },
+  });
+}
+
 export function fillModelSelect(select, config, models) {
   const groups = modelGroups(config);
   if (!groups) {
-    select.replaceChildren(...models.map((m) => el("option", { value: m, text: m })));
+    fillOptions(select, models, null);
     return;
   }
-  select.replaceChildren(
-    ...groups.map((g) =>
-      el("optgroup", { label: g.label }, g.models.map((m) => el("option", { value: m, text: shortName(m, g.endpoint) }))),
-    ),
-  );
-}
-
-// Whether the model's endpoint may be asked for a title (chat-service decides per endpoint).
-export function titlesAllowed(config, model) {
-  const groups = Array.isArray(config.model_groups) ? config.model_groups : [];
-  return groups.some((g) => g.titles === true && g.models?.includes(model));
+  reconcile(select, groups, {
+    key: (g) => `group:${g.label}`,
+    create: (g) => el("optgroup", { label: g.label }),
+    update: (optgroup, g) => fillOptions(optgroup, g.models, g.endpoint),
+  });
 }
 
 // A positive whole number, or null for "the model's own limit".

@@ -2,9 +2,9 @@
 // deletes them; the empty state of a new chat offers each one as "start a chat from it".
 // They live in the user's settings (store.settings.presets: [{id, name, systemPrompt}]).
 
-import { newId } from "../images.js";
+import { newId } from "../ids.js";
 import { confirmDialog, promptDialog } from "./dialogs.js";
-import { byId, el } from "./dom.js";
+import { byId, el, reconcile } from "./dom.js";
 
 export function presetsOf(store) {
   return Array.isArray(store.settings.presets) ? store.settings.presets : [];
@@ -68,23 +68,32 @@ export class PresetsPanel {
   render() {
     const presets = [...presetsOf(this.store)].sort((a, b) => a.name.localeCompare(b.name));
     const chosen = this.select.value;
-    this.select.replaceChildren(
-      el("option", { value: "", text: presets.length ? "Use a preset…" : "No presets yet" }),
-      ...presets.map((p) => el("option", { value: p.id, text: p.name })),
-    );
+    const placeholder = { id: "", name: presets.length ? "Use a preset…" : "No presets yet" };
+    reconcile(this.select, [placeholder, ...presets], {
+      key: (p) => p.id || "none",
+      create: (p) => el("option", { value: p.id }),
+      update: (option, p) => {
+        option.textContent = p.name;
+      },
+    });
     this.select.value = presets.some((p) => p.id === chosen) ? chosen : "";
     this.select.disabled = presets.length === 0;
     this.deleteButton.disabled = !this.find(this.select.value);
-    this.chips.replaceChildren(
-      ...presets.map((p) => {
-        const chip = el("button", { type: "button", className: "chip preset-chip", title: p.systemPrompt.slice(0, 300) }, [
+    reconcile(this.chips, presets, {
+      key: (p) => p.id,
+      create: (p) => {
+        const chip = el("button", { type: "button", className: "chip preset-chip" }, [
           el("span", { className: "preset-label", text: "Start with " }),
-          el("strong", { text: p.name }),
+          el("strong"),
         ]);
         chip.dataset.preset = p.id;
         return chip;
-      }),
-    );
+      },
+      update: (chip, p) => {
+        chip.title = p.systemPrompt.slice(0, 300);
+        chip.querySelector("strong").textContent = p.name;
+      },
+    });
     this.chips.hidden = presets.length === 0;
   }
 

@@ -2,11 +2,12 @@
 // the RLM switch with its passcode. Model and temperature also become the defaults.
 
 import { validateRlmPasscode } from "../api.js";
+import { availableModels, modelFor, temperatureFor } from "../model-choice.js";
+import { rememberPasscode, rlmPasscode } from "../passcode.js";
 import { promptDialog } from "./dialogs.js";
 import { byId } from "./dom.js";
 import { fillModelSelect, parseMaxTokens } from "./models.js";
 
-const PASSCODE_KEY = "tinychat.rlmPasscode";
 const THEMES = ["system", "light", "dark"];
 const THEME_LABELS = { system: "Theme: follow system", light: "Theme: light", dark: "Theme: dark" };
 
@@ -14,14 +15,6 @@ export function applyTheme(theme) {
   const root = document.documentElement;
   if (theme === "light" || theme === "dark") root.dataset.theme = theme;
   else delete root.dataset.theme;
-}
-
-export function rlmPasscode() {
-  try {
-    return sessionStorage.getItem(PASSCODE_KEY) || "";
-  } catch {
-    return "";
-  }
 }
 
 export class SettingsPanel {
@@ -73,8 +66,7 @@ export class SettingsPanel {
   }
 
   get models() {
-    const models = (this.config.models || []).map((m) => (typeof m === "string" ? m : m.id)).filter(Boolean);
-    return models.length ? models : [this.config.default_model].filter(Boolean);
+    return availableModels(this.config);
   }
 
   fillModels() {
@@ -84,18 +76,11 @@ export class SettingsPanel {
 
   // The model a conversation uses: its own, else the user's default, else the server's.
   modelFor(conversation) {
-    const models = this.models;
-    for (const candidate of [conversation?.model, this.store.settings.model, this.config.default_model]) {
-      if (candidate && models.includes(candidate)) return candidate;
-    }
-    return models[0] || null;
+    return modelFor(this.config, this.store.settings, conversation);
   }
 
   temperatureFor(conversation) {
-    for (const candidate of [conversation?.temperature, this.store.settings.temperature, this.config.default_temperature]) {
-      if (typeof candidate === "number" && candidate >= 0) return candidate;
-    }
-    return 0.7;
+    return temperatureFor(this.config, this.store.settings, conversation);
   }
 
   show(conversation) {
@@ -166,23 +151,7 @@ export class SettingsPanel {
       },
     });
     if (!passcode) return false;
-    try {
-      sessionStorage.setItem(PASSCODE_KEY, passcode);
-    } catch {
-      // Without sessionStorage the passcode is asked again after a reload; nothing breaks.
-    }
+    rememberPasscode(passcode);
     return true;
-  }
-
-  passcode() {
-    return rlmPasscode();
-  }
-
-  forgetPasscode() {
-    try {
-      sessionStorage.removeItem(PASSCODE_KEY);
-    } catch {
-      // nothing stored
-    }
   }
 }

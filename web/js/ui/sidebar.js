@@ -1,7 +1,7 @@
 // The conversation list: newest first, filtered by the search box, updated in place by id.
 
 import { confirmDialog, promptDialog } from "./dialogs.js";
-import { byId, el, formatTime, iconButton } from "./dom.js";
+import { byId, el, formatTime, iconButton, reconcile } from "./dom.js";
 
 export class Sidebar {
   constructor(store, { onSelect, onNew, onDelete }) {
@@ -10,7 +10,6 @@ export class Sidebar {
     this.onNew = onNew;
     this.onDelete = onDelete;
     this.activeId = null;
-    this.answering = new Set(); // conversations with an answer streaming in this tab
     this.query = "";
     this.list = byId("conversation-list");
     this.search = byId("search");
@@ -19,6 +18,10 @@ export class Sidebar {
     this.opener = byId("open-sidebar");
 
     store.addEventListener("list", () => this.render());
+    // Every conversation that is answering in this tab is marked, not only the one on screen.
+    store.addEventListener("activity", () => {
+      for (const item of this.list.children) this.markAnswering(item);
+    });
     this.search.addEventListener("input", () => {
       this.query = this.search.value;
       this.render();
@@ -60,13 +63,8 @@ export class Sidebar {
     }
   }
 
-  setAnswering(ids) {
-    this.answering = ids;
-    for (const item of this.list.children) this.markAnswering(item);
-  }
-
   markAnswering(item) {
-    const answering = this.answering.has(item.dataset.id);
+    const answering = this.store.isAnswering(item.dataset.id);
     if (item.classList.contains("answering") === answering) return;
     item.classList.toggle("answering", answering);
     const link = item.querySelector(".conversation-link");
@@ -86,28 +84,26 @@ export class Sidebar {
       iconButton("pencil", "Rename conversation", "rename"),
       iconButton("trash", "Delete conversation", "delete"),
     ]);
-    const item = el("li", { className: "conversation-item" }, [link, actions]);
-    item.dataset.id = conversation.id;
-    return item;
+    return el("li", { className: "conversation-item" }, [link, actions]);
+  }
+
+  updateItem(item, conversation) {
+    const title = item.querySelector(".conversation-title");
+    if (title.textContent !== conversation.title) title.textContent = conversation.title;
+    const time = item.querySelector("time");
+    time.textContent = formatTime(conversation.updatedAt);
+    time.dateTime = new Date(conversation.updatedAt).toISOString();
+    item.querySelector(".conversation-link").title = conversation.title;
+    this.markAnswering(item);
   }
 
   render() {
     const conversations = this.store.list(this.query);
-    const existing = new Map([...this.list.children].map((item) => [item.dataset.id, item]));
-    conversations.forEach((conversation, index) => {
-      let item = existing.get(conversation.id);
-      existing.delete(conversation.id);
-      if (!item) item = this.itemFor(conversation);
-      const title = item.querySelector(".conversation-title");
-      if (title.textContent !== conversation.title) title.textContent = conversation.title;
-      const time = item.querySelector("time");
-      time.textContent = formatTime(conversation.updatedAt);
-      time.dateTime = new Date(conversation.updatedAt).toISOString();
-      item.querySelector(".conversation-link").title = conversation.title;
-      if (this.list.children[index] !== item) this.list.insertBefore(item, this.list.children[index] || null);
-      this.markAnswering(item);
+    reconcile(this.list, conversations, {
+      key: (conversation) => conversation.id,
+      create: (conversation) => this.itemFor(conversation),
+      update: (item, conversation) => this.updateItem(item, conversation),
     });
-    for (const item of existing.values()) item.remove();
     const empty = byId("list-empty");
     empty.hidden = conversations.length > 0;
     empty.textContent = this.query ? "No conversation matches." : "No conversations yet.";

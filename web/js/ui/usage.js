@@ -1,24 +1,8 @@
 // Usage and speed, shown quietly under an answer: tokens in and out (from the API's usage,
 // "≈" where chat-service had to estimate them), time to first token, tokens per second, and
-// the conversation's total so far.
+// the conversation's total so far. The timing itself is measured by timing.js.
 
 import { el } from "./dom.js";
-
-// Times one answer as the browser sees it: from sending to the first piece (reasoning or
-// answer) and from there to the end.
-export function startTiming(now = () => performance.now()) {
-  const sent = now();
-  let first = null;
-  return {
-    saw(event) {
-      if (first === null && (event.type === "content" || event.type === "reasoning")) first = now();
-    },
-    result() {
-      if (first === null) return undefined;
-      return { ttftMs: Math.round(first - sent), generationMs: Math.round(now() - first) };
-    },
-  };
-}
 
 function count(n) {
   return Number(n).toLocaleString("en-US");
