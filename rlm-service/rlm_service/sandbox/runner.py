@@ -33,9 +33,12 @@ Two processes, so that cell code cannot reach the protocol channel at all:
   them: print, os.write, a subprocess), and a private pipe pair. Every other descriptor,
   the channel's included, is closed right after the fork.
 - On the private pipes the cell process can only ask, one JSON line each:
-  `{"ask": [prompt, …]}` (llm_query, llm_query_batched), `{"ask": [prompt], "rlm": {…}}`
-  (rlm_query) and `{"done": {"final", "variables", "error"}}` (the cell ended). The runner
-  answers `{"exec": code}`, `{"answers": […]}` or `{"error": "…"}`. The runner checks every
+  `{"ask": [prompt, …], "n": k}` (llm_query, llm_query_batched), `{"ask": [prompt], "n": k,
+  "rlm": {…}}` (rlm_query) and `{"done": {"final", "variables", "error"}, "cell": c}` (cell c
+  ended). The runner sends `{"exec": code, "cell": c}` and `{"reply": k, "answers": […]}` or
+  `{"reply": k, "error": "…"}`; a message with another number than the one awaited is
+  skipped on either side, so a cell that writes into its own pipes can confuse nothing but
+  the messages it wrote. The runner checks every
   request, drops a line that is not one, gives every llm_query the id it chooses, and writes
   every protocol line itself. A request line over the line limit, or the cell process
   dying, ends the job with a `fatal` line that says why.
@@ -204,6 +207,7 @@ class Runner:
         self.output_limit = DEFAULT_OUTPUT_LIMIT
         self.max_line_bytes = DEFAULT_MAX_LINE_BYTES
         self.next_query_id = 0
+        self.cell_count = 0
         self.cell: CellProcess | None = None
 
     # -- set-up ---------------------------------------------------------------------------
@@ -278,16 +282,21 @@ class Runner:
         assert cell is not None
         cell.discard_output()  # what a background process printed between cells
         stdout, stderr = CapturedOutput(self.output_limit), CapturedOutput(self.output_limit)
-        cell.send({"exec": code})
+        self.cell_count += 1
+        cell.send({"exec": code, "cell": self.cell_count})
         while True:
             request = cell.next_request(stdout, stderr)
-            if "done" in request:
+            if "done" in request and request["cell"] != self.cell_count:
+                cell.ignored_lines += 1
+            elif "done" in request:
                 cell.drain_output(stdout, stderr)
                 if cell.ignored_lines:
                     stderr.note(f"[the runner ignored {cell.ignored_lines} line(s) that were not requests]\n")
                     cell.ignored_lines = 0
                 return cell_result(request["done"], stdout, stderr)
-            cell.send(self.forward_query(request["ask"], request.get("rlm")))
+            else:
+                reply = self.forward_query(request["ask"], request.get("rlm"))
+                cell.send({"reply": request["n"], **reply})
 
     def forward_query(self, prompts: list[str], rlm: object) -> Message:
         """One llm_query of the cell as a protocol round trip, under an id of the runner's."""
@@ -351,7 +360,7 @@ class CellProcess:
             self.poller.register(fd, select.POLLIN)
 
     def send(self, message: Message) -> None:
-        data = memoryview(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
+        data = memoryview(frame(message))
         try:
             while data:
                 data = data[os.write(self.to_cell, data) :]
@@ -383,11 +392,16 @@ class CellProcess:
                     raise CellGone(self.why_gone())
 
     def take(self, data: bytes) -> None:
+        searched = len(self.pending)
         self.pending += data
-        *complete, rest = bytes(self.pending).split(b"\n")
-        self.lines += complete
-        self.pending = bytearray(rest)
-        if len(self.pending) > self.max_line or any(len(line) > self.max_line for line in complete):
+        while (end := self.pending.find(b"\n", searched)) >= 0:
+            if end > self.max_line:
+                break
+            if end:  # empty lines are the framing (see frame())
+                self.lines.append(bytes(self.pending[:end]))
+            del self.pending[: end + 1]
+            searched = 0
+        if len(self.pending) > self.max_line:
             raise CellGone(f"the cell sent a message over the {self.max_line // 1024**2} MB line limit")
 
     def drain_requests(self) -> None:
@@ -438,6 +452,12 @@ class CellProcess:
         return f"the cell's process ended (exit code {code}); its variables are gone"
 
 
+def frame(message: Message) -> bytes:
+    """One message on a private pipe: a JSON line after a newline of its own, so that bytes a
+    cell wrote into the pipe without a newline end there and never run into a real message."""
+    return b"\n" + json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
 def read_some(fd: int) -> bytes | None:
     """Up to one chunk from a non-blocking pipe; b"" at its end, None when nothing is there."""
     try:
@@ -454,16 +474,18 @@ def parse_request(line: bytes) -> Message | None:
         request = json.loads(line)
     except ValueError:
         return None
-    if not isinstance(request, dict) or len(request) > 2:
+    if not isinstance(request, dict) or len(request) > 3:
         return None
     if "done" in request:
-        return request if isinstance(request["done"], dict) and len(request) == 1 else None
-    prompts = request.get("ask")
-    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
+        cell = request.get("cell")
+        valid = isinstance(request["done"], dict) and is_number(cell) and len(request) == 2
+        return {"done": request["done"], "cell": cell} if valid else None
+    prompts, number = request.get("ask"), request.get("n")
+    if not is_str_list(prompts) or not prompts or not is_number(number):
         return None
     rlm = request.get("rlm")
     if rlm is None:
-        return {"ask": prompts} if len(request) == 1 else None
+        return {"ask": prompts, "n": number} if len(request) == 2 else None
     if not isinstance(rlm, dict) or len(prompts) != 1 or set(rlm) != {"context", "names"}:
         return None
     context, names = rlm["context"], rlm["names"]
@@ -471,7 +493,11 @@ def parse_request(line: bytes) -> Message | None:
         return None
     if not (names is None or is_str_list(names)):
         return None
-    return {"ask": prompts, "rlm": {"context": context, "names": names}}
+    return {"ask": prompts, "n": number, "rlm": {"context": context, "names": names}}
+
+
+def is_number(value: object) -> bool:
+    return type(value) is int and 0 < value < 2**53
 
 
 def is_str_list(value: object) -> bool:
@@ -550,6 +576,7 @@ class Cells:
         self.owner_pid = os.getpid()
         self.final: str | None = None
         self.cell_count = 0
+        self.asked = 0
         # Line-buffered, so print, os.write and a subprocess's output keep their order.
         self.stdout = output_stream(1)
         self.stderr = output_stream(2)
@@ -570,26 +597,27 @@ class Cells:
         }
 
     def send(self, message: Message) -> None:
-        data = memoryview(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
+        data = memoryview(frame(message))
         while data:
             data = data[os.write(self.requests, data) :]
 
     def receive(self) -> Message:
-        line = self.replies.readline()
-        if not line:
-            raise HostGone
-        message = json.loads(line)
-        if not isinstance(message, dict):
-            raise HostGone
-        return message
+        while True:
+            line = self.replies.readline()
+            if not line:
+                raise HostGone
+            with contextlib.suppress(ValueError):
+                message = json.loads(line)
+                if isinstance(message, dict):
+                    return message
+            # An empty line of the framing, or bytes a cell wrote into its own pipe.
 
     def serve(self) -> None:
         while True:
             message = self.receive()
-            code = message.get("exec")
-            if not isinstance(code, str):
-                raise HostGone
-            self.send({"done": self.run_cell(code)})
+            code, cell = message.get("exec"), message.get("cell")
+            if isinstance(code, str) and is_number(cell):
+                self.send({"done": self.run_cell(code), "cell": cell})
 
     # -- what a cell can call ---------------------------------------------------------------
 
@@ -647,8 +675,12 @@ class Cells:
                 f"llm_query: these prompts come to {len(line):,} bytes; at most "
                 f"{self.max_line:,} go in one call: send fewer or shorter prompts at a time"
             )
-        self.send({"ask": prompts, **extra})
+        self.asked += 1
+        number = self.asked
+        self.send({"ask": prompts, "n": number, **extra})
         reply = self.receive()
+        while reply.get("reply") != number:  # a reply to a request the cell forged
+            reply = self.receive()
         if reply.get("error"):
             raise RuntimeError(f"llm_query failed: {reply['error']}")
         answers = reply.get("answers")
