@@ -62,7 +62,7 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 DEFAULT_OUTPUT_LIMIT = 20_000
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -101,7 +101,7 @@ class CellGone(Exception):
 class ProtocolChannel:
     """The real channel to the host. Only the runner process ever holds it."""
 
-    def __init__(self, reader: io.BufferedReader, writer: io.BufferedWriter) -> None:
+    def __init__(self, reader: BinaryIO, writer: BinaryIO) -> None:
         self.reader = reader
         self.writer = writer
 
@@ -262,7 +262,8 @@ class Runner:
             data = self.channel.reader.read(size)
             if len(data) != size:
                 raise HostGone
-            texts.append(Document(data, names[index]) if named else data.decode("utf-8", "replace"))
+            name = names[index] if named and isinstance(names, list) else None
+            texts.append(Document(data, name) if isinstance(name, str) else data.decode("utf-8", "replace"))
             del data
         return texts
 
@@ -580,9 +581,14 @@ class Cells:
         # Line-buffered, so print, os.write and a subprocess's output keep their order.
         self.stdout = output_stream(1)
         self.stderr = output_stream(2)
-        sys.stdout = sys.__stdout__ = self.stdout
-        sys.stderr = sys.__stderr__ = self.stderr
-        sys.stdin = sys.__stdin__ = io.StringIO("")  # input() in a cell sees end of file
+        sys.stdin = io.StringIO("")  # input() in a cell sees end of file
+        sys.stdout, sys.stderr = self.stdout, self.stderr
+        for name, stream in (
+            ("__stdout__", self.stdout),
+            ("__stderr__", self.stderr),
+            ("__stdin__", sys.stdin),
+        ):
+            setattr(sys, name, stream)
         # One dict for globals and locals: functions defined in a cell see names assigned later.
         self.namespace: dict[str, object] = {
             "__name__": "__main__",
@@ -782,8 +788,9 @@ def clean(text: str | None) -> str | None:
 
 def apply_limits(limits: dict[str, int | None]) -> None:
     """Lower this process's resource limits; never raises one above its current hard limit."""
-    if limits.get("nice"):
-        os.nice(int(limits["nice"]))  # the service's own work comes first on a busy machine
+    nice = limits.get("nice")
+    if nice:
+        os.nice(int(nice))  # the service's own work comes first on a busy machine
     for name, value in limits.items():
         which = _LIMITS.get(name)
         if which is None or value is None:
