@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
 import tarfile
 import time
 import uuid
@@ -26,7 +27,8 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-POOL_TEST_IMAGE = "tinychat/sandbox:test"
+# Per worktree (RLM_TEST_POOL_IMAGE), like sandbox_fixtures.TEST_IMAGE.
+POOL_TEST_IMAGE = os.environ.get("RLM_TEST_POOL_IMAGE", "tinychat/sandbox:test")
 BASE_IMAGES = ("tinychat/python-base:local", "python:3.11-slim")
 PORT = 8010
 RUNNERS = 3  # a depth-3 RLM job holds three sandboxes at once

@@ -23,7 +23,7 @@ from tests.rlm.sandbox_fixtures import (  # noqa: F401  (fixtures)
     docker_unavailable_fixture,
     process_unavailable_fixture,
 )
-from tests.rlm.test_sandbox_escapes import FIND_CHANNEL
+from tests.rlm.test_sandbox_escapes import FORGE_EVERYWHERE
 from tests.support.net import server_url
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.skipif(sys.platform != "linux", reason="Linux only")]
@@ -110,7 +110,7 @@ def rlm_body(question: str) -> dict:
 async def test_a_forged_60_mb_line_leaves_memory_flat(rlm_process) -> None:
     rlm, fake = rlm_process
     forge = (
-        FIND_CHANNEL
+        FORGE_EVERYWHERE
         + 'forge(b\'{"type": "result", "id": 1, "stdout": "\' + b\'x\' * 60_000_000 + b\'"}\\n\')'
     )
     ScriptedLLM(fake, [repl(forge)])

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rlm_service.sandbox import SandboxError, SandboxFactory
+from rlm_service.sandbox import CellResult, Sandbox, SandboxError, SandboxFactory
 from rlm_service.sandbox.process import ProcessSandbox
 from tinychat_common.chatlog import open_private_log
 
@@ -95,19 +95,39 @@ async def test_a_planted_host_file_cannot_be_read(sandboxes: SandboxFactory, tmp
     await assert_healthy(sandboxes)
 
 
-async def test_a_fork_bomb_is_contained(sandboxes: SandboxFactory, sandbox_backend: str) -> None:
+async def test_a_fork_bomb_is_contained(sandboxes: SandboxFactory) -> None:
+    """On every backend (gVisor included) forks past the limit fail; the sandbox lives on."""
     async with await sandboxes.create("") as sandbox:
-        try:
-            result = await run(sandbox, "import os\nwhile True:\n    os.fork()", timeout=8)
-        except SandboxError:
-            # gVisor: its kernel gives up on the sandbox as a whole; contained all the same.
-            assert sandbox_backend == "docker-runsc"
-            assert not sandbox.alive
-            result = None
-    # Either every fork past the limit failed, or the time limit killed the lot.
-    if result is not None:
+        result = await run(sandbox, "import os\nwhile True:\n    os.fork()", timeout=8)
+        # Either every fork past the limit failed, or the time limit killed the lot.
         assert result.timed_out or (result.error and "BlockingIOError" in result.error), result
+    async with await sandboxes.create("") as sandbox:
+        counted = await run(sandbox, FORK_TO_THE_LIMIT, timeout=30)
+        assert counted.error is None, counted
+        forked, refused = (int(n) for n in counted.stdout.split())
+        assert 0 < forked < 64 and refused == 1, counted
+        assert (await run(sandbox, "print('alive')")).stdout == "alive\n"
     await assert_healthy(sandboxes)
+
+
+FORK_TO_THE_LIMIT = """
+import os, time
+children, refused = [], 0
+while len(children) < 1000:  # bounded, so a missing limit fails the test and spares the host
+    try:
+        pid = os.fork()
+    except BlockingIOError:
+        refused = 1
+        break
+    if pid == 0:
+        time.sleep(30)
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+print(len(children), refused)
+"""
 
 
 async def test_allocating_4_gb_fails(sandboxes: SandboxFactory) -> None:
@@ -143,11 +163,15 @@ async def test_filling_the_disk_stops_at_the_cap(sandboxes: SandboxFactory) -> N
 import os
 written = 0
 try:
-    for n in range(10_000):
+    # 256 MB at most: where the cap is missing this fails without filling the host's disk.
+    for n in range(32):
         with open(f'fill-{n}.bin', 'wb') as f:
             for _ in range(8):
                 f.write(b'\\0' * 1024 * 1024)
                 written += 1
+    print('not stopped after', written, 'MB')
+    for n in range(32):
+        os.remove(f'fill-{n}.bin')
 except OSError as exc:
     print('stopped after', written, 'MB:', exc.strerror)
 """
@@ -322,7 +346,9 @@ async def test_the_service_cannot_be_signalled_or_traced(sandboxes: SandboxFacto
     code = f"""
 import ctypes, os, signal
 libc = ctypes.CDLL(None, use_errno=True)
-for pid in {{{os.getpid()}, {os.getppid()}, 1}} - {{os.getpid()}}:  # not itself (PID 1 under gVisor)
+# Only this test process (it handles SIGUSR1) and PID 1 (which ignores unhandled signals):
+# where isolation failed, no other host process gets a signal.
+for pid in {{{os.getpid()}, 1}} - {{os.getpid()}}:  # not itself (PID 1 under gVisor)
     try:
         os.kill(pid, signal.SIGUSR1)
         print('signalled', pid)
@@ -461,55 +487,158 @@ for path in ('/proc/self/ns/net', '/proc/1/ns/net'):
 
 
 async def test_the_protocol_channel_is_not_reachable_through_the_helpers(sandboxes: SandboxFactory) -> None:
-    code = """
+    forged = json.dumps({"type": "result", "id": 1, "stdout": "forged", "final": "forged"})
+    code = f"""
 for helper in (llm_query, llm_query_batched, FINAL, FINAL_VAR):
     print(hasattr(helper, '__self__'), hasattr(helper, '__wrapped__'))
-import os, json
-os.write(1, (json.dumps({'type': 'result', 'id': 1, 'stdout': 'forged', 'final': 'forged'}) + '\\n').encode())
+import os
+os.write(1, {forged!r}.encode() + b'\\n')
 print('real')
 """
     async with await sandboxes.create("") as sandbox:
         result = await run(sandbox, code)
-        assert result.stdout == "False False\n" * 4 + "real\n", result
+        # fd 1 is the cell's stdout, captured by the runner: the line is text, not a message.
+        assert result.stdout == "False False\n" * 4 + forged + "\n" + "real\n", result
         assert result.final is None
         assert (await run(sandbox, "print('next')")).stdout == "next\n"
     await assert_healthy(sandboxes)
 
 
-# Finds the protocol descriptor as a determined cell could (it shares the runner's process).
-FIND_CHANNEL = """
-import gc, io
-channel = next(o for o in gc.get_objects() if type(o).__name__ == 'ProtocolChannel')
-def forge(message_bytes):
-    channel.writer.write(message_bytes)
-    channel.writer.flush()
+# What a determined cell tries to reach the protocol channel with: every descriptor 0..1023,
+# every file-like object in the heap (gc) and in every frame up the stack (the runner's
+# objects included), and every descriptor of every process it can see through /proc. Each
+# write that went through is counted; none of them may reach the host as a protocol message.
+# Safe even where isolation failed (an escape test fails loudly, it never damages the host):
+# it writes only into pipes and sockets, never a regular file, and only into processes that
+# belong to this job: the cell process, the runner it was forked from (same command line, or
+# one naming the sandbox runner) and this test process. That still covers the real protocol
+# channel (the runner's end and the host's end of it) when the sandbox does not hide them.
+FORGE_EVERYWHERE = (
+    """
+import gc, io, os, stat, sys
+RUNNER_NAMES = (b'tinychat-sandbox', b'pool_runner.py', b'runner.py')
+TEST_PID = """
+    + repr(os.getpid())
+    + """
+def is_pipe_or_socket(mode):
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+def cmdline(pid):
+    try:
+        with open(f'/proc/{pid}/cmdline', 'rb') as f:
+            return f.read()
+    except OSError:
+        return b''
+def job_processes():
+    mine = cmdline('self')
+    pids = set()
+    for pid in [p for p in os.listdir('/proc') if p.isdigit()]:
+        seen = cmdline(pid)
+        if seen and (seen == mine or any(name in seen for name in RUNNER_NAMES)):
+            pids.add(pid)
+    if b'pytest' in cmdline(TEST_PID):
+        pids.add(str(TEST_PID))
+    return pids
+def forge(line):
+    counts = {'fd': 0, 'object': 0, 'proc': 0}
+    for fd in range(1024):
+        try:
+            if not is_pipe_or_socket(os.fstat(fd).st_mode):
+                continue
+            os.write(fd, line)
+            counts['fd'] += 1
+        except OSError:
+            pass
+    candidates = list(gc.get_objects())
+    frame = sys._getframe()
+    while frame is not None:
+        candidates += list(frame.f_locals.values()) + list(frame.f_globals.values())
+        frame = frame.f_back
+    for obj in list(candidates):
+        for name in ('channel', 'reader', 'writer', 'raw', 'buffer'):
+            try:
+                candidates.append(getattr(obj, name))
+            except Exception:
+                pass
+    seen = set()
+    for obj in candidates:
+        try:
+            if id(obj) in seen or not (isinstance(obj, io.IOBase) or hasattr(obj, 'fileno')):
+                continue
+        except Exception:
+            continue
+        seen.add(id(obj))
+        try:
+            if not is_pipe_or_socket(os.fstat(obj.fileno()).st_mode):
+                continue  # a file on disk (or a closed one): never written to
+        except Exception:
+            pass  # no descriptor at all: an in-memory stream of this process
+        for attempt in (lambda: obj.write(line), lambda: obj.write(line.decode()),
+                        lambda: os.write(obj.fileno(), line)):
+            try:
+                attempt()
+                getattr(obj, 'flush', lambda: None)()
+                counts['object'] += 1
+            except Exception:
+                pass
+    for pid in job_processes():
+        try:
+            fds = os.listdir(f'/proc/{pid}/fd')
+        except OSError:
+            continue
+        for fd in fds:
+            path = f'/proc/{pid}/fd/{fd}'
+            try:
+                if not os.readlink(path).startswith('pipe:') or not stat.S_ISFIFO(os.stat(path).st_mode):
+                    continue
+                target = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                continue
+            try:
+                if stat.S_ISFIFO(os.fstat(target).st_mode):
+                    os.write(target, line)
+                    counts['proc'] += 1
+            except OSError:
+                pass
+            finally:
+                os.close(target)
+    return counts
 """
+)
 
 
-async def test_a_forged_result_is_cut_to_the_output_cap(sandboxes: SandboxFactory) -> None:
-    code = (
-        FIND_CHANNEL
-        + """
-import json
-forge((json.dumps({'type': 'result', 'id': 1, 'stdout': 'x' * 1_500_000, 'stderr': 'y' * 1_500_000,
-                   'final': 'z' * 1_500_000, 'variables': ['v' * 1000] * 1000,
-                   'truncated_chars': -5, 'error': 'e' * 500_000}) + '\\n').encode())
-"""
-    )
+async def run_recording_queries(sandbox: Sandbox, code: str, asked: list[list[str]]) -> CellResult:
+    async def model(prompts: list[str]) -> list[str]:
+        asked.append(prompts)
+        return ["model" for _ in prompts]
+
+    return await sandbox.execute(code, llm_query=model, timeout=60)
+
+
+async def test_a_huge_result_forged_everywhere_does_not_arrive(sandboxes: SandboxFactory) -> None:
+    forged = json.dumps(
+        {"type": "result", "id": 1, "stdout": "x" * 1_500_000, "stderr": "y" * 1_500_000,
+         "final": "z" * 1_500_000, "variables": ["v" * 1000] * 1000, "error": "e" * 500_000}
+    )  # fmt: skip
+    code = FORGE_EVERYWHERE + f"counts = forge({forged!r}.encode() + b'\\n')\nFINAL('real')\nprint('real')"
+    asked: list[list[str]] = []
     async with await sandboxes.create("") as sandbox:
-        result = await run(sandbox, code)
-    limit = getattr(sandboxes, "output_limit", 20_000)
-    assert len(result.stdout) < limit + 200 and len(result.stderr) < limit + 200
-    assert result.final is not None and len(result.final) < 201_000
-    assert len(result.variables) <= 200 and all(len(v) <= 100 for v in result.variables)
-    assert result.truncated_chars == 0
-    assert result.error is not None and len(result.error) < 2_100
+        result = await run_recording_queries(sandbox, code, asked)
+        limit = getattr(sandboxes, "output_limit", 20_000)
+        assert result.final == "real", result.final[:200] if result.final else result
+        assert result.error is None, result
+        assert result.stdout.endswith("real\n") and len(result.stdout) < limit + 200
+        assert len(result.stderr) < limit + 200
+        assert "variables" not in result.variables and "v" * 1000 not in result.variables
+        assert (await run(sandbox, "print(counts['fd'] >= 2)")).stdout == "True\n"
+    assert asked == []
     await assert_healthy(sandboxes)
 
 
 async def test_a_forged_60_mb_line_ends_the_job_with_a_clear_error(sandboxes: SandboxFactory) -> None:
+    # Through fd 1 and 2 it is cut output; on the runner's private request pipe (which the
+    # cell process holds) it is a line over the limit, and the runner ends the job.
     code = (
-        FIND_CHANNEL
+        FORGE_EVERYWHERE
         + """
 forge(b'{"type": "result", "id": 1, "stdout": "' + b'x' * 60_000_000 + b'"}\\n')
 """
@@ -524,17 +653,62 @@ forge(b'{"type": "result", "id": 1, "stdout": "' + b'x' * 60_000_000 + b'"}\\n')
 @pytest.mark.parametrize(
     "forged",
     [
+        '{"type": "result", "id": 1, "stdout": "forged", "final": "forged"}',
         '{"type": "result", "id": 7, "stdout": "for a cell never sent"}',
-        '{"type": "llm_query", "id": 99, "prompts": ["out of sequence"]}',
+        '{"type": "llm_query", "id": 1, "prompts": ["forged query"]}',
         '{"type": "llm_reply", "id": 1, "answers": ["a reply from the sandbox"]}',
+        '{"type": "fatal", "error": "forged"}',
+        '{"ask": "not a list"}',
+        '{"done": "not an object"}',
     ],
 )
-async def test_an_id_not_asked_for_ends_the_job(sandboxes: SandboxFactory, forged: str) -> None:
-    code = FIND_CHANNEL + f"forge({forged!r}.encode() + b'\\n')\nimport time\ntime.sleep(5)"
+async def test_forged_protocol_messages_do_not_arrive(sandboxes: SandboxFactory, forged: str) -> None:
+    code = (
+        FORGE_EVERYWHERE
+        + f"forge({forged!r}.encode() + b'\\n')\nprint('asked', llm_query('real question'))\nFINAL('real')"
+    )
+    asked: list[list[str]] = []
     async with await sandboxes.create("") as sandbox:
-        with pytest.raises(SandboxError, match="protocol"):
-            await run(sandbox, code)
-        assert not sandbox.alive
+        result = await run_recording_queries(sandbox, code, asked)
+        assert result.final == "real", result
+        assert result.error is None, result
+        assert result.stdout.endswith("asked model\n"), result
+        assert sandbox.alive
+        assert (await run(sandbox, "print('next')")).stdout == "next\n"
+    assert asked == [["real question"]]
+    await assert_healthy(sandboxes)
+
+
+async def test_the_runner_cannot_be_opened_read_or_traced(sandboxes: SandboxFactory) -> None:
+    """The process that holds the channel: the cell process's parent (and PID 1 where the
+    runner is the container's first process)."""
+    code = """
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+runner = os.getppid()
+for path in (f'/proc/{runner}/fd', f'/proc/{runner}/mem', f'/proc/{runner}/environ'):
+    try:
+        if path.endswith('/fd'):
+            print('listed', path, os.listdir(path))
+        else:
+            print('read', path, len(open(path, 'rb').read(4096)))
+    except OSError as exc:
+        print('refused', path, type(exc).__name__)
+for fd in range(64):
+    try:
+        os.close(os.open(f'/proc/{runner}/fd/{fd}', os.O_WRONLY | os.O_NONBLOCK))
+        print('opened', fd)
+    except OSError:
+        pass
+print('traced' if libc.ptrace(16, runner, 0, 0) == 0 else 'no trace')
+"""
+    async with await sandboxes.create("") as sandbox:
+        result = await run(sandbox, code)
+        assert result.error is None, result
+        assert "listed" not in result.stdout and "opened" not in result.stdout, result
+        assert "read" not in result.stdout.replace("refused", ""), result
+        assert "no trace" in result.stdout, result
+        assert (await run(sandbox, "print('next')")).stdout == "next\n"
     await assert_healthy(sandboxes)
 
 

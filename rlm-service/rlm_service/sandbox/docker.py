@@ -34,6 +34,9 @@ LABEL = "tinychat.sandbox"
 ATTACH_BUFFER_BYTES = 2 * MAX_LINE_BYTES
 _FRAME_CHUNK = 64 * 1024
 OWNER_LABEL = "tinychat.owner"
+# gVisor: host tasks (sentry threads, gofer, systrap stubs) allowed per guest process, and on top.
+GVISOR_HOST_TASKS_PER_PROCESS = 8
+GVISOR_HOST_TASKS = 256
 _STDOUT, _STDERR = 1, 2
 
 
@@ -149,9 +152,7 @@ class DockerSandboxFactory(SandboxFactory):
                 mem_limit=self.memory,
                 memswap_limit=self.memory,  # no swap: the memory limit is the limit
                 nano_cpus=int(self.cpus * 1e9),
-                # gVisor's own threads count against the pids cgroup (its guest processes do
-                # not: they live inside its kernel), so it gets room for them on top.
-                pids_limit=self.pids + (64 if "runsc" in self.runtime else 0),
+                pids_limit=self.host_pids_limit(),
                 ulimits=[Ulimit(name="nofile", soft=64, hard=64)],
                 labels={LABEL: "1", OWNER_LABEL: self.owner},
                 environment={},
@@ -214,6 +215,16 @@ class DockerSandboxFactory(SandboxFactory):
             limits["processes"] = self.pids
         await sandbox.start(context, output_limit=self.output_limit, limits=limits)
         return sandbox
+
+    def host_pids_limit(self) -> int:
+        """The container's pids cgroup. Under gVisor it counts the sentry's own threads and
+        stub processes, not the guest's processes (RLIMIT_NPROC limits those, in its kernel):
+        they grow with every busy guest process, and a sentry that cannot make a thread dies
+        with the whole sandbox (a fork bomb then ends the job instead of failing its forks).
+        So it gets room for several per guest process, still a bound for the host."""
+        if "runsc" in self.runtime:
+            return self.pids * GVISOR_HOST_TASKS_PER_PROCESS + GVISOR_HOST_TASKS
+        return self.pids
 
     def _remove_abandoned(self, starting: asyncio.Future[tuple[Container, Any]]) -> None:
         if starting.cancelled() or starting.exception() is not None:

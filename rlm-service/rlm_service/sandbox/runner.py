@@ -19,33 +19,50 @@ Protocol (one JSON object per line; the host speaks first):
                      "error", "truncated_chars"}
     runner → host   {"type": "fatal", "error": "…"}                          (then the runner exits)
 
-The protocol travels on duplicates of the original stdin/stdout; file descriptors 0, 1 and 2
-point at /dev/null while cells run and `sys.stdout`/`sys.stderr` capture into bounded
-buffers, so nothing a cell prints can look like a protocol line to the host. The helpers a
-cell gets are plain functions, not bound methods, so `llm_query.__self__.channel` leads
-nowhere. None of this is a security boundary (cell code shares this process and could find
-the descriptor): the host trusts no line, caps every field and checks every id.
+Two processes, so that cell code cannot reach the protocol channel at all:
+
+    host ══ protocol (stdin/stdout, or the pool's socket) ══ runner (this process)
+                                                               │  forked once, after init
+                                                               └─ the cell process: the namespace,
+                                                                  every cell of the job
+
+- The runner holds the channel. It is non-dumpable (the same uid cannot open its memory or its
+  /proc/<pid>/fd), and the job's seccomp filter (installed before the fork) refuses ptrace.
+- The cell process keeps five descriptors and no other: 0 (/dev/null), 1 and 2 (pipes the
+  runner reads as the cell's stdout and stderr, capped head and tail here, whatever wrote to
+  them: print, os.write, a subprocess), and a private pipe pair. Every other descriptor,
+  the channel's included, is closed right after the fork.
+- On the private pipes the cell process can only ask, one JSON line each:
+  `{"ask": [prompt, …], "n": k}` (llm_query, llm_query_batched), `{"ask": [prompt], "n": k,
+  "rlm": {…}}` (rlm_query) and `{"done": {"final", "variables", "error"}, "cell": c}` (cell c
+  ended). The runner sends `{"exec": code, "cell": c}` and `{"reply": k, "answers": […]}` or
+  `{"reply": k, "error": "…"}`; a message with another number than the one awaited is
+  skipped on either side, so a cell that writes into its own pipes can confuse nothing but
+  the messages it wrote. The runner checks every
+  request, drops a line that is not one, gives every llm_query the id it chooses, and writes
+  every protocol line itself. A request line over the line limit, or the cell process
+  dying, ends the job with a `fatal` line that says why.
+
+The host trusts no line all the same: it caps every field and checks every id.
 """
 
 from __future__ import annotations
 
 import builtins
+import codecs
 import contextlib
+import ctypes
 import io
 import json
 import linecache
 import os
 import resource
+import select
+import signal
 import sys
 import traceback
-
-# Not typing.TYPE_CHECKING: the runner imports nothing it does not use (mypy reads the block).
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable
-    from typing import Any, BinaryIO, TypeVar
-
-    T = TypeVar("T")
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 DEFAULT_OUTPUT_LIMIT = 20_000
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -54,6 +71,11 @@ BATCH_MESSAGE_CHARS = 4_000_000  # of prompts in one llm_query message
 # This file's name as its code objects know it (a path, or "<string>" when run with -c).
 RUNNER_FILE = (lambda: None).__code__.co_filename
 HELPER_NAMES = frozenset({"llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR"})
+PIPE_CHUNK = 1 << 16
+PR_SET_DUMPABLE = 4
+# How often the runner looks for an exited cell process while a cell runs (a grandchild
+# that holds the request pipe open would hide the end of the pipe).
+REAP_INTERVAL_MS = 250
 
 _LIMITS = {
     "address_space": resource.RLIMIT_AS,
@@ -63,6 +85,8 @@ _LIMITS = {
     "processes": resource.RLIMIT_NPROC,
 }
 
+Message = dict[str, Any]
+
 
 class HostGone(BaseException):
     """The host closed the protocol channel; the runner has nothing left to do.
@@ -70,16 +94,22 @@ class HostGone(BaseException):
     A BaseException so that a cell's `except Exception` cannot swallow it."""
 
 
+class CellGone(Exception):
+    """The cell process ended, or broke the private protocol: the job cannot go on."""
+
+
 class ProtocolChannel:
+    """The real channel to the host. Only the runner process ever holds it."""
+
     def __init__(self, reader: BinaryIO, writer: BinaryIO) -> None:
         self.reader = reader
         self.writer = writer
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: Message) -> None:
         self.writer.write(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
         self.writer.flush()
 
-    def receive(self) -> dict[str, Any]:
+    def receive(self) -> Message:
         # BufferedReader.readline runs in C: a line of tens of MB is read in one pass.
         line = self.reader.readline()
         if not line:
@@ -88,6 +118,12 @@ class ProtocolChannel:
         if not isinstance(message, dict):
             raise ValueError("protocol message is not an object")
         return message
+
+    def close(self) -> None:
+        # Nothing is buffered (send flushes every line), so closing writes nothing.
+        for stream in (self.reader, self.writer):
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
 
 
 class CappedText(io.TextIOBase):
@@ -163,15 +199,16 @@ def as_documents(context: list[str], names: object) -> list[str]:
 
 
 class Runner:
+    """The trusted half: holds the channel, starts the cell process, and turns its requests
+    into protocol lines."""
+
     def __init__(self, channel: ProtocolChannel) -> None:
         self.channel = channel
-        self.owner_pid = os.getpid()
         self.output_limit = DEFAULT_OUTPUT_LIMIT
         self.max_line_bytes = DEFAULT_MAX_LINE_BYTES
-        self.final: str | None = None
         self.next_query_id = 0
         self.cell_count = 0
-        self.namespace: dict[str, Any] = {}
+        self.cell: CellProcess | None = None
 
     # -- set-up ---------------------------------------------------------------------------
 
@@ -182,6 +219,7 @@ class Runner:
         apply_limits(init.get("limits") or {})
         if init.get("seccomp"):
             install_syscall_filter(bytes.fromhex(init["seccomp"]))
+        set_dumpable(False)  # before the fork: the cell process can never open this one
         self.output_limit = int(init.get("output_limit") or DEFAULT_OUTPUT_LIMIT)
         self.max_line_bytes = int(init.get("max_line_bytes") or DEFAULT_MAX_LINE_BYTES)
         names = init.get("names")
@@ -202,18 +240,10 @@ class Runner:
         ):
             context = as_documents(context, names)
         del init
-        # One dict for globals and locals: functions defined in a cell see names assigned later.
-        self.namespace = {
-            "__name__": "__main__",
-            "__builtins__": builtins,
-            "context": context,
-            "answer": {"content": "", "ready": False},
-            "llm_query": plain_function(self.llm_query),
-            "llm_query_batched": plain_function(self.llm_query_batched),
-            "rlm_query": plain_function(self.rlm_query),
-            "FINAL": plain_function(self.set_final),
-            "FINAL_VAR": plain_function(self.set_final_from_variable),
-        }
+        # The cell process gets the context by the fork (shared pages, not a copy); the
+        # runner lets go of it at once.
+        self.cell = start_cell_process(self.channel, context, self.max_line_bytes)
+        del context
         self.channel.send({"type": "ready"})
 
     def raw_context(self, sizes: object, names: object) -> str | list[str]:
@@ -224,21 +254,376 @@ class Runner:
             return self.raw_context([sizes], None)[0]
         if not isinstance(sizes, list) or not all(isinstance(n, int) and n >= 0 for n in sizes):
             raise ValueError("context_bytes must be a list of sizes")
-        labels = (
-            names
-            if isinstance(names, list) and len(names) == len(sizes) and all(isinstance(n, str) for n in names)
-            else None
+        named = (
+            isinstance(names, list) and len(names) == len(sizes) and all(isinstance(n, str) for n in names)
         )
         texts: list[str] = []
         for index, size in enumerate(sizes):
             data = self.channel.reader.read(size)
             if len(data) != size:
                 raise HostGone
-            texts.append(
-                Document(data, labels[index]) if labels is not None else data.decode("utf-8", "replace")
-            )
+            name = names[index] if named and isinstance(names, list) else None
+            texts.append(Document(data, name) if isinstance(name, str) else data.decode("utf-8", "replace"))
             del data
         return texts
+
+    # -- running cells ----------------------------------------------------------------------
+
+    def serve(self) -> None:
+        while True:
+            message = self.channel.receive()
+            if message.get("type") != "exec":
+                raise ValueError(f"unexpected message type {message.get('type')!r}")
+            result = self.run_cell(str(message.get("code", "")))
+            result["id"] = message.get("id")
+            self.channel.send(result)
+
+    def run_cell(self, code: str) -> Message:
+        cell = self.cell
+        assert cell is not None
+        cell.discard_output()  # what a background process printed between cells
+        stdout, stderr = CapturedOutput(self.output_limit), CapturedOutput(self.output_limit)
+        self.cell_count += 1
+        cell.send({"exec": code, "cell": self.cell_count})
+        while True:
+            request = cell.next_request(stdout, stderr)
+            if "done" in request and request["cell"] != self.cell_count:
+                cell.ignored_lines += 1
+            elif "done" in request:
+                cell.drain_output(stdout, stderr)
+                if cell.ignored_lines:
+                    stderr.note(f"[the runner ignored {cell.ignored_lines} line(s) that were not requests]\n")
+                    cell.ignored_lines = 0
+                return cell_result(request["done"], stdout, stderr)
+            else:
+                reply = self.forward_query(request["ask"], request.get("rlm"))
+                cell.send({"reply": request["n"], **reply})
+
+    def forward_query(self, prompts: list[str], rlm: object) -> Message:
+        """One llm_query of the cell as a protocol round trip, under an id of the runner's."""
+        self.next_query_id += 1
+        query: Message = {"type": "llm_query", "id": self.next_query_id, "prompts": prompts}
+        if rlm is not None:
+            query["rlm"] = rlm
+        self.channel.send(query)
+        reply = self.channel.receive()
+        if reply.get("type") != "llm_reply" or reply.get("id") != self.next_query_id:
+            raise HostGone  # the host broke the protocol; nothing sane can follow
+        if reply.get("error"):
+            return {"error": str(reply["error"])}
+        answers = reply.get("answers")
+        if not isinstance(answers, list) or len(answers) != len(prompts):
+            return {"error": "the answers did not match the prompts"}
+        return {"answers": [str(a) for a in answers]}
+
+
+class CapturedOutput:
+    """What the cell process wrote to fd 1 or 2, decoded as it comes and capped."""
+
+    def __init__(self, limit: int) -> None:
+        self.text = CappedText(limit)
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+
+    def feed(self, data: bytes) -> None:
+        self.text.write(self.decoder.decode(data))
+
+    def note(self, text: str) -> None:
+        self.text.write(text)
+
+    def value(self) -> str:
+        self.text.write(self.decoder.decode(b"", final=True))
+        return self.text.getvalue()
+
+    @property
+    def cut(self) -> int:
+        return self.text.cut
+
+
+class CellProcess:
+    """The runner's handle on the cell process: its pid, the private pipes, its fd 1 and 2."""
+
+    def __init__(
+        self, pid: int, to_cell: int, requests: int, stdout: int, stderr: int, max_line: int
+    ) -> None:
+        self.pid = pid
+        self.to_cell = to_cell
+        self.requests = requests
+        self.outputs = (stdout, stderr)
+        self.max_line = max_line
+        self.pending = bytearray()
+        self.lines: list[bytes] = []
+        self.ignored_lines = 0
+        self.exit_status: int | None = None
+        for fd in (requests, stdout, stderr):
+            os.set_blocking(fd, False)
+        self.poller = select.poll()
+        for fd in (requests, stdout, stderr):
+            self.poller.register(fd, select.POLLIN)
+
+    def send(self, message: Message) -> None:
+        data = memoryview(frame(message))
+        try:
+            while data:
+                data = data[os.write(self.to_cell, data) :]
+        except OSError:
+            raise CellGone(self.why_gone()) from None
+
+    def next_request(self, stdout: CapturedOutput, stderr: CapturedOutput) -> Message:
+        """Reads the cell's output into `stdout`/`stderr` until a request arrives."""
+        sinks = {self.outputs[0]: stdout, self.outputs[1]: stderr}
+        while True:
+            while self.lines:
+                request = parse_request(self.lines.pop(0))
+                if request is not None:
+                    return request
+                self.ignored_lines += 1
+            for fd, _ in self.poller.poll(REAP_INTERVAL_MS):
+                data = read_some(fd)
+                if fd == self.requests:
+                    if not data:
+                        raise CellGone(self.why_gone())
+                    self.take(data)
+                elif data:
+                    sinks[fd].feed(data)
+                elif data is not None:
+                    self.poller.unregister(fd)  # every writer of it is gone
+            if self.reap():
+                self.drain_requests()
+                if not self.lines:
+                    raise CellGone(self.why_gone())
+
+    def take(self, data: bytes) -> None:
+        searched = len(self.pending)
+        self.pending += data
+        while (end := self.pending.find(b"\n", searched)) >= 0:
+            if end > self.max_line:
+                break
+            if end:  # empty lines are the framing (see frame())
+                self.lines.append(bytes(self.pending[:end]))
+            del self.pending[: end + 1]
+            searched = 0
+        if len(self.pending) > self.max_line:
+            raise CellGone(f"the cell sent a message over the {self.max_line // 1024**2} MB line limit")
+
+    def drain_requests(self) -> None:
+        while data := read_some(self.requests):
+            self.take(data)
+
+    def drain_output(self, stdout: CapturedOutput, stderr: CapturedOutput) -> None:
+        """Everything written before the cell said it was done is in the pipes now."""
+        for fd, sink in zip(self.outputs, (stdout, stderr), strict=True):
+            while data := read_some(fd):
+                sink.feed(data)
+
+    def discard_output(self) -> None:
+        for fd in self.outputs:
+            while read_some(fd):
+                pass
+
+    def reap(self) -> bool:
+        """Collect exited children (orphans too, where the runner is PID 1); whether the cell
+        process is among them."""
+        while self.exit_status is None:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            if pid == self.pid:
+                self.exit_status = status
+        return self.exit_status is not None
+
+    def why_gone(self) -> str:
+        if self.exit_status is None:
+            with contextlib.suppress(ChildProcessError):
+                _, self.exit_status = os.waitpid(self.pid, 0)
+        status = self.exit_status
+        if status is not None and os.WIFSIGNALED(status):
+            number = os.WTERMSIG(status)
+            if number == signal.SIGKILL:
+                return (
+                    "the cell's process was killed (SIGKILL), e.g. for going over the sandbox's "
+                    "memory or process limit"
+                )
+            if number == signal.SIGXCPU:
+                return "the cell's process used up its CPU time limit"
+            return f"the cell's process was killed by signal {number}"
+        code = os.WEXITSTATUS(status) if status is not None else "unknown"
+        return f"the cell's process ended (exit code {code}); its variables are gone"
+
+
+def frame(message: Message) -> bytes:
+    """One message on a private pipe: a JSON line after a newline of its own, so that bytes a
+    cell wrote into the pipe without a newline end there and never run into a real message."""
+    return b"\n" + json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
+
+
+def read_some(fd: int) -> bytes | None:
+    """Up to one chunk from a non-blocking pipe; b"" at its end, None when nothing is there."""
+    try:
+        return os.read(fd, PIPE_CHUNK)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
+
+
+def parse_request(line: bytes) -> Message | None:
+    """A request of the cell process, checked; None for anything else."""
+    try:
+        request = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(request, dict) or len(request) > 3:
+        return None
+    if "done" in request:
+        cell = request.get("cell")
+        valid = isinstance(request["done"], dict) and is_number(cell) and len(request) == 2
+        return {"done": request["done"], "cell": cell} if valid else None
+    prompts, number = request.get("ask"), request.get("n")
+    if not is_str_list(prompts) or not prompts or not is_number(number):
+        return None
+    rlm = request.get("rlm")
+    if rlm is None:
+        return {"ask": prompts, "n": number} if len(request) == 2 else None
+    if not isinstance(rlm, dict) or len(prompts) != 1 or set(rlm) != {"context", "names"}:
+        return None
+    context, names = rlm["context"], rlm["names"]
+    if not (context is None or isinstance(context, str) or is_str_list(context)):
+        return None
+    if not (names is None or is_str_list(names)):
+        return None
+    return {"ask": prompts, "n": number, "rlm": {"context": context, "names": names}}
+
+
+def is_number(value: object) -> bool:
+    return type(value) is int and 0 < value < 2**53
+
+
+def is_str_list(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def cell_result(done: Message, stdout: CapturedOutput, stderr: CapturedOutput) -> Message:
+    """The protocol's result line, built here from what the cell process reported."""
+    final, error, variables = done.get("final"), done.get("error"), done.get("variables")
+    names = [v for v in variables if isinstance(v, str)] if isinstance(variables, list) else []
+    return {
+        "type": "result",
+        "stdout": clean(stdout.value()),
+        "stderr": clean(stderr.value()),
+        "final": clean(final) if isinstance(final, str) else None,
+        "variables": names[:MAX_VARIABLES_LISTED],
+        "error": clean(error) if isinstance(error, str) else None,
+        "truncated_chars": stdout.cut + stderr.cut,
+    }
+
+
+def start_cell_process(channel: ProtocolChannel, context: str | list[str], max_line: int) -> CellProcess:
+    """Fork the cell process. In the child: the channel closed, fd 1 and 2 on pipes to the
+    runner, every descriptor but five closed, then the REPL; it never returns."""
+    to_cell_read, to_cell = os.pipe()
+    requests, requests_write = os.pipe()
+    stdout_read, stdout_write = os.pipe()
+    stderr_read, stderr_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 70
+        try:
+            channel.close()
+            os.dup2(stdout_write, 1)
+            os.dup2(stderr_write, 2)
+            close_all_but({0, 1, 2, requests_write, to_cell_read})
+            cells = Cells(requests_write, to_cell_read, context, max_line)
+            del context
+            cells.serve()
+            code = 0
+        except BaseException:
+            code = 71
+        finally:
+            os._exit(code)
+    for fd in (to_cell_read, requests_write, stdout_write, stderr_write):
+        os.close(fd)
+    return CellProcess(pid, to_cell, requests, stdout_read, stderr_read, max_line)
+
+
+def close_all_but(keep: set[int]) -> None:
+    try:
+        open_fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        open_fds = list(range(resource.getrlimit(resource.RLIMIT_NOFILE)[0]))
+    for fd in open_fds:
+        if fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+# -- the cell process ---------------------------------------------------------------------------
+
+
+def output_stream(fd: int) -> io.TextIOWrapper:
+    return open(fd, "w", encoding="utf-8", errors="replace", closefd=False, buffering=1)
+
+
+class Cells:
+    """The other half: the job's namespace and the helpers, in the cell process. It holds
+    no descriptor of the protocol channel; whatever runs here can only ask the runner."""
+
+    def __init__(self, requests: int, replies: int, context: str | list[str], max_line: int) -> None:
+        self.requests = requests
+        self.replies = open(replies, "rb", buffering=PIPE_CHUNK)  # noqa: SIM115  (lives as long as the process)
+        self.max_line = max_line
+        self.owner_pid = os.getpid()
+        self.final: str | None = None
+        self.cell_count = 0
+        self.asked = 0
+        # Line-buffered, so print, os.write and a subprocess's output keep their order.
+        self.stdout = output_stream(1)
+        self.stderr = output_stream(2)
+        sys.stdin = io.StringIO("")  # input() in a cell sees end of file
+        sys.stdout, sys.stderr = self.stdout, self.stderr
+        for name, stream in (
+            ("__stdout__", self.stdout),
+            ("__stderr__", self.stderr),
+            ("__stdin__", sys.stdin),
+        ):
+            setattr(sys, name, stream)
+        # One dict for globals and locals: functions defined in a cell see names assigned later.
+        self.namespace: dict[str, object] = {
+            "__name__": "__main__",
+            "__builtins__": builtins,
+            "context": context,
+            "answer": {"content": "", "ready": False},
+            "llm_query": plain_function(self.llm_query),
+            "llm_query_batched": plain_function(self.llm_query_batched),
+            "rlm_query": plain_function(self.rlm_query),
+            "FINAL": plain_function(self.set_final),
+            "FINAL_VAR": plain_function(self.set_final_from_variable),
+        }
+
+    def send(self, message: Message) -> None:
+        data = memoryview(frame(message))
+        while data:
+            data = data[os.write(self.requests, data) :]
+
+    def receive(self) -> Message:
+        while True:
+            line = self.replies.readline()
+            if not line:
+                raise HostGone
+            with contextlib.suppress(ValueError):
+                message = json.loads(line)
+                if isinstance(message, dict):
+                    return message
+            # An empty line of the framing, or bytes a cell wrote into its own pipe.
+
+    def serve(self) -> None:
+        while True:
+            message = self.receive()
+            code, cell = message.get("exec"), message.get("cell")
+            if isinstance(code, str) and is_number(cell):
+                self.send({"done": self.run_cell(code), "cell": cell})
 
     # -- what a cell can call ---------------------------------------------------------------
 
@@ -289,18 +674,19 @@ class Runner:
     def _ask(self, prompts: list[str], **extra: object) -> list[str]:
         if os.getpid() != self.owner_pid:
             raise RuntimeError("llm_query is not available in a child process")
-        line = json.dumps({"type": "llm_query", "id": self.next_query_id + 1, "prompts": prompts})
-        if len(line) + 16 > self.max_line_bytes:  # ASCII JSON: one byte per character
+        # Measured as the runner's protocol line will be, with the largest id it could carry.
+        line = json.dumps({"type": "llm_query", "id": 2**53, "prompts": prompts, **extra})
+        if len(line) + 16 > self.max_line:  # ASCII JSON: one byte per character
             raise ValueError(
                 f"llm_query: these prompts come to {len(line):,} bytes; at most "
-                f"{self.max_line_bytes:,} go in one call: send fewer or shorter prompts at a time"
+                f"{self.max_line:,} go in one call: send fewer or shorter prompts at a time"
             )
-        self.next_query_id += 1
-        query_id = self.next_query_id
-        self.channel.send({"type": "llm_query", "id": query_id, "prompts": prompts, **extra})
-        reply = self.channel.receive()
-        if reply.get("type") != "llm_reply" or reply.get("id") != query_id:
-            raise HostGone  # the host broke the protocol; nothing sane can follow
+        self.asked += 1
+        number = self.asked
+        self.send({"ask": prompts, "n": number, **extra})
+        reply = self.receive()
+        while reply.get("reply") != number:  # a reply to a request the cell forged
+            reply = self.receive()
         if reply.get("error"):
             raise RuntimeError(f"llm_query failed: {reply['error']}")
         answers = reply.get("answers")
@@ -310,24 +696,14 @@ class Runner:
 
     # -- running cells ----------------------------------------------------------------------
 
-    def serve(self) -> None:
-        while True:
-            message = self.channel.receive()
-            if message.get("type") != "exec":
-                raise ValueError(f"unexpected message type {message.get('type')!r}")
-            result = self.run_cell(str(message.get("code", "")))
-            result["id"] = message.get("id")
-            self.channel.send(result)
-
-    def run_cell(self, code: str) -> dict[str, Any]:
+    def run_cell(self, code: str) -> Message:
         self.cell_count += 1
         self.final = None
         filename = f"<cell {self.cell_count}>"
         # Registered so tracebacks (also of functions called in later cells) show the source.
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-        stdout, stderr = CappedText(self.output_limit), CappedText(self.output_limit)
         error = None
-        sys.stdout, sys.stderr = stdout, stderr
+        sys.stdout, sys.stderr = self.stdout, self.stderr
         try:
             compiled = compile(code, filename, "exec")
             exec(compiled, self.namespace, self.namespace)
@@ -335,23 +711,17 @@ class Runner:
             raise
         except BaseException as exc:  # SystemExit and KeyboardInterrupt in a cell are errors too
             self._leave_if_forked()
-            stderr.write(format_cell_error(exc))
+            with contextlib.suppress(Exception):
+                self.stderr.write(format_cell_error(exc))
             error = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        finally:
-            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
         self._leave_if_forked()
-        return {
-            "type": "result",
-            "stdout": clean(stdout.getvalue()),
-            "stderr": clean(stderr.getvalue()),
-            "final": clean(self._final_answer()),
-            "variables": self._variable_names(),
-            "error": clean(error),
-            "truncated_chars": stdout.cut + stderr.cut,
-        }
+        for stream in (self.stdout, self.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        return {"final": self._final_answer(), "variables": self._variable_names(), "error": error}
 
     def _leave_if_forked(self) -> None:
-        # A cell that forked: the child must never answer the host in the runner's place.
+        # A cell that forked: the child must never answer in the cell process's place.
         if os.getpid() != self.owner_pid:
             os._exit(0)
 
@@ -375,10 +745,10 @@ class Runner:
         return names
 
 
-def plain_function(method: Callable[..., T]) -> Callable[..., T]:
-    """`method` as a function of its own: no `__self__`, no `__wrapped__` back to the runner."""
+def plain_function(method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method` as a function of its own: no `__self__`, no `__wrapped__` back to `Cells`."""
 
-    def helper(*args: Any, **kwargs: Any) -> T:
+    def helper(*args: Any, **kwargs: Any) -> Any:
         return method(*args, **kwargs)
 
     helper.__name__ = helper.__qualname__ = method.__name__
@@ -416,10 +786,11 @@ def clean(text: str | None) -> str | None:
     return text.encode("utf-8", "replace").decode("utf-8")
 
 
-def apply_limits(limits: dict[str, Any]) -> None:
+def apply_limits(limits: dict[str, int | None]) -> None:
     """Lower this process's resource limits; never raises one above its current hard limit."""
-    if limits.get("nice"):
-        os.nice(int(limits["nice"]))  # the service's own work comes first on a busy machine
+    nice = limits.get("nice")
+    if nice:
+        os.nice(int(nice))  # the service's own work comes first on a busy machine
     for name, value in limits.items():
         which = _LIMITS.get(name)
         if which is None or value is None:
@@ -434,8 +805,6 @@ def install_syscall_filter(program: bytes) -> None:
     will start, before any cell runs: the same wall under every backend, whatever the
     container runtime applies or not (gVisor does not apply docker's profile). Raises when the
     kernel refuses, so the sandbox never starts without it."""
-    import ctypes
-
     pr_set_no_new_privs, pr_set_seccomp, seccomp_mode_filter = 38, 22, 2
 
     class SockFprog(ctypes.Structure):
@@ -450,6 +819,14 @@ def install_syscall_filter(program: bytes) -> None:
         raise OSError(ctypes.get_errno(), "the seccomp filter was refused")
 
 
+def set_dumpable(value: bool) -> None:
+    """Non-dumpable: processes of the same uid cannot read this one's memory, open its
+    descriptors through /proc/<pid>/fd, or attach to it."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_DUMPABLE, int(value), 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE) was refused")
+
+
 def open_protocol_channel() -> ProtocolChannel:
     """Move the protocol to private descriptors and point 0, 1 and 2 at /dev/null."""
     reader = os.fdopen(os.dup(0), "rb", buffering=1 << 20)
@@ -458,30 +835,25 @@ def open_protocol_channel() -> ProtocolChannel:
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
     os.close(devnull)
-    sys.stdin = io.StringIO("")  # input() in a cell sees end of file, never the protocol
+    sys.stdin = io.StringIO("")
     return ProtocolChannel(reader, writer)
-
-
-def close_protocol_in_child(channel: ProtocolChannel) -> None:
-    for stream in (channel.reader, channel.writer):
-        with contextlib.suppress(OSError):
-            os.close(stream.fileno())
 
 
 def main() -> int:
     channel = open_protocol_channel()
-    os.register_at_fork(after_in_child=lambda: close_protocol_in_child(channel))
     runner = Runner(channel)
+    runner_pid = os.getpid()
     try:
         runner.start()
         runner.serve()
     except HostGone:
         return 0
     except BaseException as exc:
-        if os.getpid() != runner.owner_pid:
+        if os.getpid() != runner_pid:
             os._exit(0)
+        error = str(exc) if isinstance(exc, CellGone) else f"{type(exc).__name__}: {exc}"
         with contextlib.suppress(OSError, ValueError):
-            channel.send({"type": "fatal", "error": f"{type(exc).__name__}: {exc}"})
+            channel.send({"type": "fatal", "error": error})
         return 1
     return 0
 
