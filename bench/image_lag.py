@@ -30,14 +30,14 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from chat_service.app import create_app as create_chat_app
-from chat_service.config import ChatSettings
-from image_service.app import create_app as create_image_app
-from image_service.config import ImageSettings
 from PIL import Image
+from tinychat_chat.app import create_app as create_chat_app
+from tinychat_chat.config import ChatSettings
 from tinychat_common.sse import SSEDecoder
 from tinychat_gateway.app import create_app as create_gateway_app
 from tinychat_gateway.config import GatewaySettings
+from tinychat_image.app import create_app as create_image_app
+from tinychat_image.config import ImageSettings
 
 from bench.runtime import percentile
 from tests.fakes.openai_images import FakeOpenAIImages, ImageReply

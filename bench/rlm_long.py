@@ -130,7 +130,7 @@ class RlmBenchStack(Stack):
         model = await self.spawn("rlm-model", ["-m", "bench.rlm_model"], port_arg=True)
         chat = await self.spawn(
             "chat-service",
-            ["-m", "chat_service"],
+            ["-m", "tinychat_chat"],
             env={
                 "OPENAI_API_URL": model.url + "/v1",
                 "OPENAI_API_KEY": "bench-key",
@@ -141,7 +141,7 @@ class RlmBenchStack(Stack):
         )
         rlm = await self.spawn(
             "rlm-service",
-            ["-m", "rlm_service"],
+            ["-m", "tinychat_rlm"],
             env={
                 "CHAT_SERVICE_URL": chat.url,
                 "RLM_SANDBOX": "process",

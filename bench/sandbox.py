@@ -25,10 +25,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from rlm_service.sandbox import SandboxError, SandboxFactory
-from rlm_service.sandbox.docker import DockerSandboxFactory
-from rlm_service.sandbox.pool import PoolSandboxFactory
-from rlm_service.sandbox.process import ProcessSandboxFactory, python_candidates
+from tinychat_rlm.sandbox import SandboxError, SandboxFactory
+from tinychat_rlm.sandbox.docker import DockerSandboxFactory
+from tinychat_rlm.sandbox.pool import PoolSandboxFactory
+from tinychat_rlm.sandbox.process import ProcessSandboxFactory, python_candidates
 
 from bench.runtime import percentile
 

@@ -161,7 +161,7 @@ class Stack:
         )
         chat = await self.spawn(
             "chat-service",
-            ["-m", "chat_service"],
+            ["-m", "tinychat_chat"],
             env={
                 "OPENAI_API_URL": fake.url + "/v1",
                 "OPENAI_API_KEY": "bench-key",

@@ -213,7 +213,7 @@ class UiStack(Stack):
     async def start(self) -> None:
         chat = await self.spawn(
             "chat-service",
-            ["-m", "chat_service"],
+            ["-m", "tinychat_chat"],
             env={
                 "OPENAI_API_URL": self.fake_url,
                 "OPENAI_API_KEY": "bench-key",

@@ -8,8 +8,8 @@
 # PYTHON_IMAGE may be any image with python3 on PATH (CI passes a locally built one).
 ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE}
-COPY rlm-service/rlm_service/sandbox/runner.py rlm-service/rlm_service/sandbox/pool_runner.py \
-     rlm-service/rlm_service/sandbox/seccomp.py /sandbox/
+COPY rlm-service/tinychat_rlm/sandbox/runner.py rlm-service/tinychat_rlm/sandbox/pool_runner.py \
+     rlm-service/tinychat_rlm/sandbox/seccomp.py /sandbox/
 # Compiled now: the running container's root filesystem is read-only.
 RUN python3 -m compileall -q /sandbox
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 SANDBOX_PORT=8010

@@ -6,7 +6,7 @@
 # PYTHON_IMAGE may be any image with python3 on PATH (CI passes a locally built one).
 ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE}
-COPY rlm-service/rlm_service/sandbox/runner.py /sandbox/runner.py
+COPY rlm-service/tinychat_rlm/sandbox/runner.py /sandbox/runner.py
 USER 65534:65534
 WORKDIR /tmp
 ENTRYPOINT ["python3", "-I", "-u", "/sandbox/runner.py"]

@@ -35,9 +35,9 @@ def plan(env: dict[str, str]) -> tuple[list[Part], dict[str, str], bool]:
     gateway_port = int(env.get("PORT", "8000"))
     demo_port = int(env.get("DEMO_PORT", "8010"))
     parts = [
-        Part("chat-service", "chat_service", 8001),
-        Part("image-service", "image_service", 8002),
-        Part("rlm-service", "rlm_service", 8003),
+        Part("chat-service", "tinychat_chat", 8001),
+        Part("image-service", "tinychat_image", 8002),
+        Part("rlm-service", "tinychat_rlm", 8003),
         Part("gateway", "tinychat_gateway", gateway_port),
     ]
     shared = {
@@ -68,9 +68,9 @@ PROCESS_VARIABLES = frozenset(
     | {"http_proxy", "https_proxy", "no_proxy", "DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"}
 )
 SETTINGS_CLASSES = {
-    "chat_service": "chat_service.config:ChatSettings",
-    "image_service": "image_service.config:ImageSettings",
-    "rlm_service": "rlm_service.config:RlmSettings",
+    "tinychat_chat": "tinychat_chat.config:ChatSettings",
+    "tinychat_image": "tinychat_image.config:ImageSettings",
+    "tinychat_rlm": "tinychat_rlm.config:RlmSettings",
     "tinychat_gateway": "tinychat_gateway.config:GatewaySettings",
     "tinychat_demo": "tinychat_demo.config:DemoSettings",
 }

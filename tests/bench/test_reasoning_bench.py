@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from chat_service.openai_stream import OpenAIStreamParser
+from tinychat_chat.openai_stream import OpenAIStreamParser
 
 from bench.fake_upstream import DELTA, THINK_MODEL, FakeUpstream, Script
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from chat_service.app import create_app
-from chat_service.config import ChatSettings
+from tinychat_chat.app import create_app
+from tinychat_chat.config import ChatSettings
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.support.chat_service import chat_settings_for

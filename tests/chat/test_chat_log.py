@@ -6,8 +6,8 @@ import base64
 import json
 
 import pytest
-from chat_service.app import CHAT_LOG
-from chat_service.config import ChatSettings
+from tinychat_chat.app import CHAT_LOG
+from tinychat_chat.config import ChatSettings
 from tinychat_common.settings import load_settings
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply

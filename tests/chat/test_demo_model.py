@@ -35,8 +35,8 @@ async def demo_url() -> AsyncIterator[str]:
 
 @pytest.fixture
 async def demo_chat(aiohttp_client, demo_url):
-    from chat_service.app import create_app
-    from chat_service.config import ChatSettings
+    from tinychat_chat.app import create_app
+    from tinychat_chat.config import ChatSettings
 
     settings = ChatSettings(openai_api_url=demo_url, default_model="tinychat-demo", available_models="auto")
     return await aiohttp_client(create_app(settings))

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from chat_service.app import create_app
-from chat_service.config import ChatSettings
+from tinychat_chat.app import create_app
+from tinychat_chat.config import ChatSettings
 from tinychat_common.settings import load_settings
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply, openai_error

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from chat_service.config import ChatSettings
+from tinychat_chat.config import ChatSettings
 from tinychat_common.settings import load_settings
 
 from tests.fakes.openai_upstream import FakeOpenAI

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from chat_service.errors import UpstreamBadResponse
-from chat_service.openai_stream import OpenAIStreamParser
+from tinychat_chat.errors import UpstreamBadResponse
+from tinychat_chat.openai_stream import OpenAIStreamParser
 from tinychat_common.errors import UpstreamError
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply

@@ -4,8 +4,8 @@ part of the answer, and never sent back to the model in the next request."""
 from __future__ import annotations
 
 import pytest
-from chat_service.openai_stream import OpenAIStreamParser
-from chat_service.reasoning import ThinkSplitter, strip_leading_think
+from tinychat_chat.openai_stream import OpenAIStreamParser
+from tinychat_chat.reasoning import ThinkSplitter, strip_leading_think
 
 from tests.fakes.openai_upstream import REASONING_DIALECTS, FakeOpenAI, Reply
 from tests.support.messages import user

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from chat_service.titles import clean_title
+from tinychat_chat.titles import clean_title
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.support.messages import user

@@ -13,10 +13,10 @@ from tinychat_common.events import Error
 
 # Import every service's errors module that exists, so its subclasses join the walk.
 for module in (
-    "chat_service.errors",
+    "tinychat_chat.errors",
     "tinychat_gateway.errors",
-    "image_service.errors",
-    "rlm_service.errors",
+    "tinychat_image.errors",
+    "tinychat_rlm.errors",
 ):
     with contextlib.suppress(ImportError):
         importlib.import_module(module)

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import yaml
-from chat_service.config import ChatSettings
-from image_service.config import ImageSettings
-from rlm_service.config import RlmSettings
+from tinychat_chat.config import ChatSettings
 from tinychat_common.settings import ServiceSettings
 from tinychat_demo.config import DemoSettings
 from tinychat_gateway.config import GatewaySettings
+from tinychat_image.config import ImageSettings
+from tinychat_rlm.config import RlmSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS: dict[str, type[ServiceSettings]] = {
@@ -203,6 +203,6 @@ def test_the_sandbox_pool_image_runs_the_runner_server_as_a_non_root_user() -> N
     assert "ARG PYTHON_IMAGE=python:3.11-slim" in text
     assert re.findall(r"^USER (\S+)", text, re.MULTILINE) == ["10002:10002"]
     for name in ("runner.py", "pool_runner.py", "seccomp.py"):
-        assert f"rlm-service/rlm_service/sandbox/{name}" in text, name
+        assert f"rlm-service/tinychat_rlm/sandbox/{name}" in text, name
     assert 'ENTRYPOINT ["python3", "-I", "/sandbox/pool_runner.py"]' in text
     assert "HEALTHCHECK" in text and "pip install" not in text

@@ -6,12 +6,12 @@ import re
 from pathlib import Path
 
 import pytest
-from chat_service.config import ChatSettings
-from image_service.config import ImageSettings
 from pydantic_settings import BaseSettings
-from rlm_service.config import RlmSettings
+from tinychat_chat.config import ChatSettings
 from tinychat_demo.config import DemoSettings
 from tinychat_gateway.config import GatewaySettings
+from tinychat_image.config import ImageSettings
+from tinychat_rlm.config import RlmSettings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 SETTINGS: list[type[BaseSettings]] = [

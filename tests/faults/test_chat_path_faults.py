@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
-from chat_service.app import create_app as create_chat_app
-from chat_service.config import ChatSettings
+from tinychat_chat.app import create_app as create_chat_app
+from tinychat_chat.config import ChatSettings
 from tinychat_gateway.app import create_app as create_gateway_app
 from tinychat_gateway.config import GatewaySettings
 
@@ -67,7 +67,7 @@ def chat_env(fake: FakeOpenAI) -> dict[str, str]:
 
 @pytest.fixture
 async def chat_process(fake_openai: FakeOpenAI) -> AsyncIterator[ServiceProcess]:
-    async with ServiceProcess("chat_service", chat_env(fake_openai)) as process:
+    async with ServiceProcess("tinychat_chat", chat_env(fake_openai)) as process:
         yield process
 
 
@@ -113,7 +113,7 @@ async def test_chat_service_down_before_request_ends_with_error_and_done(fake_op
 async def test_chat_service_back_after_being_down_serves_again_without_gateway_restart(
     fake_openai: FakeOpenAI,
 ) -> None:
-    chat = ServiceProcess("chat_service", chat_env(fake_openai))
+    chat = ServiceProcess("tinychat_chat", chat_env(fake_openai))
     async with in_process(create_gateway_app(gateway_settings(chat.url))) as gateway:
         async with gateway.post("/api/chat/stream", json=chat_body()) as response:
             assert_readable_error_then_done(

@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from image_service.app import create_app as create_image_app
-from image_service.app_keys import LIMITER
-from image_service.config import ImageSettings
 from tinychat_gateway.app import create_app as create_gateway_app
 from tinychat_gateway.config import GatewaySettings
+from tinychat_image.app import create_app as create_image_app
+from tinychat_image.app_keys import LIMITER
+from tinychat_image.config import ImageSettings
 
 from tests.fakes.openai_images import FakeOpenAIImages, ImageReply
 from tests.fakes.swarmui import FakeSwarmUI, Generation

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 from aiohttp.test_utils import TestServer
-from rlm_service.app import LIMITER
-from rlm_service.sandbox.process import MARKER
 from tinychat_common.errors import Busy
 from tinychat_common.redis_limiter import KEY_PREFIX, RedisLimiter
 from tinychat_gateway.app import create_app as create_gateway_app
 from tinychat_gateway.config import GatewaySettings
+from tinychat_rlm.app import LIMITER
+from tinychat_rlm.sandbox.process import MARKER
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.redis.server import RedisServer
@@ -184,7 +184,7 @@ async def test_rlm_service_killed_mid_job_ends_with_error_and_done_and_its_token
         "RLM_CELL_TIMEOUT": "60",
         "RLM_TIMEOUT": "60",
     }
-    async with ServiceProcess("rlm_service", env) as rlm:
+    async with ServiceProcess("tinychat_rlm", env) as rlm:
         gateway_settings = GatewaySettings(
             chat_service_url=server_url(chat_server),
             image_service_url=closed_port_url(),

@@ -10,7 +10,7 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from aiohttp import web
-from chat_service.app import create_app as create_chat_app
+from tinychat_chat.app import create_app as create_chat_app
 from tinychat_gateway.app import create_app as create_gateway_app
 from tinychat_gateway.auth import COOKIE, CookieSigner
 from tinychat_gateway.config import GatewaySettings

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from chat_service.app import CHAT_LOG
-from chat_service.app import create_app as create_chat_app
+from tinychat_chat.app import CHAT_LOG
+from tinychat_chat.app import create_app as create_chat_app
 from tinychat_gateway.auth import COOKIE, CookieSigner
 
 from tests.fakes.openai_upstream import FakeOpenAI

@@ -9,13 +9,13 @@ import sys
 
 import aiohttp
 import pytest
-from chat_service.app import create_app as create_chat_app
-from image_service.app import create_app as create_image_app
-from image_service.config import ImageSettings
-from rlm_service.app import create_app as create_rlm_app
-from rlm_service.config import RlmSettings
+from tinychat_chat.app import create_app as create_chat_app
 from tinychat_gateway.app import create_app as create_gateway_app
 from tinychat_gateway.config import GatewaySettings
+from tinychat_image.app import create_app as create_image_app
+from tinychat_image.config import ImageSettings
+from tinychat_rlm.app import create_app as create_rlm_app
+from tinychat_rlm.config import RlmSettings
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.support.chat_service import chat_settings_for
@@ -116,7 +116,7 @@ def test_the_token_can_come_from_a_file(tmp_path) -> None:
     assert settings.bearer_token == TEST_INTERNAL_TOKEN
 
 
-@pytest.mark.parametrize("package", ["chat_service", "image_service", "rlm_service"])
+@pytest.mark.parametrize("package", ["tinychat_chat", "tinychat_image", "tinychat_rlm"])
 def test_an_internal_service_without_a_token_refuses_to_listen_beyond_loopback(package: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERNAL_", "HOST", "PORT"))}
     env.update({"HOST": "0.0.0.0", "PORT": closed_port_url().rsplit(":", 1)[1], "IMAGE_PROVIDER": "none"})

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from chat_service.app import create_app as create_chat_app
+from tinychat_chat.app import create_app as create_chat_app
 from tinychat_common.service import make_runner
 from tinychat_gateway.app import create_app as create_gateway_app
 

@@ -4,7 +4,7 @@ chat-service, its refusals passed on as they were."""
 from __future__ import annotations
 
 import pytest
-from chat_service.app import create_app as create_chat_app
+from tinychat_chat.app import create_app as create_chat_app
 from tinychat_gateway.app import create_app
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply

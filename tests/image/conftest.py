@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-from image_service.app import create_app
-from image_service.config import ImageSettings
+from tinychat_image.app import create_app
+from tinychat_image.config import ImageSettings
 
 from tests.fakes.openai_images import FakeOpenAIImages
 from tests.fakes.swarmui import FakeSwarmUI

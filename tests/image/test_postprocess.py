@@ -8,9 +8,9 @@ import struct
 import threading
 
 import pytest
-from image_service.errors import ImageTooLarge, NotAnImage
-from image_service.postprocess import Limits, Workers, data_uri_bytes, process, to_data_uri
 from PIL import Image
+from tinychat_image.errors import ImageTooLarge, NotAnImage
+from tinychat_image.postprocess import Limits, Workers, data_uri_bytes, process, to_data_uri
 
 from .images import decode_data_uri, encoded, png_bomb
 

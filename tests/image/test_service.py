@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from image_service.app_keys import CHAT_LOG
-from image_service.config import ImageSettings
 from tinychat_common.settings import load_settings
+from tinychat_image.app_keys import CHAT_LOG
+from tinychat_image.config import ImageSettings
 
 from tests.fakes.swarmui import FakeSwarmUI, Generation
 from tests.support.sse import read_events

@@ -7,7 +7,7 @@ import asyncio
 import json
 
 import pytest
-from image_service.app_keys import PROVIDER
+from tinychat_image.app_keys import PROVIDER
 
 from tests.fakes.swarmui import FakeSwarmUI, Generation, png_bytes
 

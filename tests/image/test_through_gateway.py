@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-from image_service.app import create_app as create_image_app
 from tinychat_gateway.app import create_app as create_gateway_app
 from tinychat_gateway.config import GatewaySettings
+from tinychat_image.app import create_app as create_image_app
 
 from tests.fakes.swarmui import FakeSwarmUI, Generation
 from tests.support.net import server_url

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from chat_service.app import create_app as create_chat_app
-from chat_service.config import ChatSettings
+from tinychat_chat.app import create_app as create_chat_app
+from tinychat_chat.config import ChatSettings
 from tinychat_gateway.app import create_app as create_gateway_app
 from tinychat_gateway.config import GatewaySettings
 

@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
-from chat_service.app import create_app as create_chat_app
-from rlm_service.app import LIMITER
-from rlm_service.app import create_app as create_rlm_app
-from rlm_service.config import RlmSettings
-from rlm_service.sandbox import Sandbox, SandboxFactory, make_sandbox_factory
+from tinychat_chat.app import create_app as create_chat_app
 from tinychat_common.metrics import METRICS
+from tinychat_rlm.app import LIMITER
+from tinychat_rlm.app import create_app as create_rlm_app
+from tinychat_rlm.config import RlmSettings
+from tinychat_rlm.sandbox import Sandbox, SandboxFactory, make_sandbox_factory
 
 from tests.fakes.openai_upstream import FakeOpenAI, Reply
 from tests.support.chat_service import chat_settings_for

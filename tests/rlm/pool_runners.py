@@ -45,9 +45,9 @@ def build_pool_image(client: Any) -> None:
     with tarfile.open(fileobj=context, mode="w") as tar:
         tar.add(REPO / "rlm-service/sandbox-pool.Dockerfile", arcname="Dockerfile")
         for name in SANDBOX_FILES:
-            path = REPO / "rlm-service/rlm_service/sandbox" / name
+            path = REPO / "rlm-service/tinychat_rlm/sandbox" / name
             if path.exists():
-                tar.add(path, arcname=f"rlm-service/rlm_service/sandbox/{name}")
+                tar.add(path, arcname=f"rlm-service/tinychat_rlm/sandbox/{name}")
     context.seek(0)
     client.images.build(
         fileobj=context, custom_context=True, tag=POOL_TEST_IMAGE, buildargs={"PYTHON_IMAGE": base}, rm=True

@@ -20,10 +20,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from rlm_service.sandbox import CellResult, Sandbox, SandboxFactory
-from rlm_service.sandbox.docker import LABEL, OWNER_LABEL, DockerSandboxFactory
-from rlm_service.sandbox.pool import PoolSandboxFactory
-from rlm_service.sandbox.process import ProcessSandboxFactory
+from tinychat_rlm.sandbox import CellResult, Sandbox, SandboxFactory
+from tinychat_rlm.sandbox.docker import LABEL, OWNER_LABEL, DockerSandboxFactory
+from tinychat_rlm.sandbox.pool import PoolSandboxFactory
+from tinychat_rlm.sandbox.process import ProcessSandboxFactory
 
 REPO = Path(__file__).resolve().parents[2]
 # Per worktree (RLM_TEST_SANDBOX_IMAGE), so parallel checkouts do not test each other's runner.
@@ -51,8 +51,8 @@ def _build_test_image() -> str | None:
         with tarfile.open(fileobj=context, mode="w") as tar:
             tar.add(REPO / "rlm-service/sandbox.Dockerfile", arcname="Dockerfile")
             tar.add(
-                REPO / "rlm-service/rlm_service/sandbox/runner.py",
-                arcname="rlm-service/rlm_service/sandbox/runner.py",
+                REPO / "rlm-service/tinychat_rlm/sandbox/runner.py",
+                arcname="rlm-service/tinychat_rlm/sandbox/runner.py",
             )
         context.seek(0)
         client.images.build(
@@ -83,7 +83,7 @@ def process_sandbox_unavailable() -> str | None:
     must run, so there the tests fail instead of skipping."""
     if os.environ.get("CI"):
         return None
-    from rlm_service.sandbox.process import probe_isolation
+    from tinychat_rlm.sandbox.process import probe_isolation
 
     return asyncio.run(probe_isolation()).problem
 

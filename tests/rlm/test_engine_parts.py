@@ -6,12 +6,12 @@ from __future__ import annotations
 import inspect
 
 import pytest
-from rlm_service import errors
-from rlm_service.codeblocks import code_blocks
-from rlm_service.engine import job_from_request
-from rlm_service.prompts import cell_output, first_message
 from tinychat_common.errors import TinyChatError
 from tinychat_common.models import ChatRequest
+from tinychat_rlm import errors
+from tinychat_rlm.codeblocks import code_blocks
+from tinychat_rlm.engine import job_from_request
+from tinychat_rlm.prompts import cell_output, first_message
 
 
 def test_repl_and_python_blocks_run_and_others_do_not() -> None:

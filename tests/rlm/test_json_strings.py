@@ -1,4 +1,4 @@
-"""The chunked body splitter (rlm_service.json_strings): whatever the chunking, the skeleton
+"""The chunked body splitter (tinychat_rlm.json_strings): whatever the chunking, the skeleton
 plus the long strings are exactly the JSON that was sent, and bad JSON is refused."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 import random
 
 import pytest
-from rlm_service.json_strings import InvalidJson, JsonStringSplitter
+from tinychat_rlm.json_strings import InvalidJson, JsonStringSplitter
 
 JsonValue = str | int | list["JsonValue"] | dict[str, "JsonValue"]
 PIECES = ("a", '"', "\\", "\n", "é", "\u2028", "😀", " ", "{", "}", '\\\\"', "x" * 40)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestServer
-from chat_service.app import create_app as create_chat_app
+from tinychat_chat.app import create_app as create_chat_app
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.rlm.harness import ScriptedLLM, repl, rlm_settings, start_rlm_service

@@ -79,7 +79,7 @@ async def rlm_process(
     }
     if "DOCKER_HOST" in os.environ:
         env["DOCKER_HOST"] = os.environ["DOCKER_HOST"]
-    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "rlm_service", env=env, cwd=REPO)
+    process = await asyncio.create_subprocess_exec(sys.executable, "-m", "tinychat_rlm", env=env, cwd=REPO)
     url = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:

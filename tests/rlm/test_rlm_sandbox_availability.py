@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from rlm_service.app import create_app
+from tinychat_rlm.app import create_app
 
 from tests.rlm.harness import rlm_settings
 
@@ -42,7 +42,7 @@ async def test_an_rlm_request_without_a_sandbox_gets_a_readable_503(
 
 
 async def test_the_process_backend_is_available(aiohttp_client) -> None:
-    from rlm_service.sandbox.process import probe_isolation_once
+    from tinychat_rlm.sandbox.process import probe_isolation_once
 
     if not os.environ.get("CI") and (reason := (await probe_isolation_once()).problem):
         pytest.skip(reason)  # in CI it must be available

@@ -8,7 +8,7 @@ import string
 from pathlib import Path
 
 import pytest
-from rlm_service.app import CHAT_LOG
+from tinychat_rlm.app import CHAT_LOG
 
 from tests.fakes.openai_upstream import Reply
 from tests.rlm.conftest import MakeStack

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rlm_service.sandbox import CellResult, Sandbox, SandboxError, SandboxFactory
-from rlm_service.sandbox.process import ProcessSandbox
 from tinychat_common.chatlog import open_private_log
+from tinychat_rlm.sandbox import CellResult, Sandbox, SandboxError, SandboxFactory
+from tinychat_rlm.sandbox.process import ProcessSandbox
 
 from tests.rlm.sandbox_fixtures import (  # noqa: F401  (fixtures)
     REPO,

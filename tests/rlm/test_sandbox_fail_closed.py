@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from rlm_service.sandbox import seccomp
+from tinychat_rlm.sandbox import seccomp
 
 from tests.rlm.sandbox_fixtures import REPO
 
@@ -51,9 +51,9 @@ def namespace_refusing_filter() -> bytes:
 RLM_UNDER_FILTER = textwrap.dedent(
     """
     import sys
-    from rlm_service.sandbox import seccomp
+    from tinychat_rlm.sandbox import seccomp
     seccomp._install(bytes.fromhex(sys.argv[1]))
-    from rlm_service.__main__ import main
+    from tinychat_rlm.__main__ import main
     main()
     """
 )
@@ -98,7 +98,7 @@ async def rlm_under_filter() -> AsyncIterator[str]:
 
 async def test_the_filter_really_refuses_namespaces() -> None:
     code = (
-        "import ctypes, sys\nfrom rlm_service.sandbox import seccomp\n"
+        "import ctypes, sys\nfrom tinychat_rlm.sandbox import seccomp\n"
         "seccomp._install(bytes.fromhex(sys.argv[1]))\n"
         "libc = ctypes.CDLL(None, use_errno=True)\n"
         "print(libc.unshare(0x10000000), ctypes.get_errno())"

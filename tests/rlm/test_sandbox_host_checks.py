@@ -10,8 +10,8 @@ import contextlib
 import sys
 
 import pytest
-from rlm_service.sandbox import SandboxError
-from rlm_service.sandbox.connection import READ_BUFFER_BYTES, RunnerSandbox
+from tinychat_rlm.sandbox import SandboxError
+from tinychat_rlm.sandbox.connection import READ_BUFFER_BYTES, RunnerSandbox
 
 from tests.rlm.sandbox_fixtures import run
 

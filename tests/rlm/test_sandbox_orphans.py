@@ -9,7 +9,7 @@ import textwrap
 import uuid
 
 import pytest
-from rlm_service.sandbox.docker import LABEL, OWNER_LABEL
+from tinychat_rlm.sandbox.docker import LABEL, OWNER_LABEL
 
 from tests.rlm.sandbox_fixtures import (  # noqa: F401  (fixtures)
     TEST_IMAGE,
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.docker
 ORPHANING_PROCESS = textwrap.dedent(
     """
     import asyncio, os, sys
-    from rlm_service.sandbox.docker import DockerSandboxFactory
+    from tinychat_rlm.sandbox.docker import DockerSandboxFactory
 
     async def main():
         image, owner = sys.argv[1], sys.argv[2]

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
-from rlm_service.app import LIMITER, create_app
-from rlm_service.config import RlmSettings
-from rlm_service.sandbox import SandboxError
-from rlm_service.sandbox.base import SANDBOX_PROGRESS
-from rlm_service.sandbox.pool import PoolSandboxFactory
+from tinychat_rlm.app import LIMITER, create_app
+from tinychat_rlm.config import RlmSettings
+from tinychat_rlm.sandbox import SandboxError
+from tinychat_rlm.sandbox.base import SANDBOX_PROGRESS
+from tinychat_rlm.sandbox.pool import PoolSandboxFactory
 
 from tests.fakes.openai_upstream import FakeOpenAI
 from tests.rlm.harness import ScriptedLLM, repl, rlm_settings, start_chat_service, start_rlm_service
@@ -31,7 +31,7 @@ from tests.rlm.sandbox_fixtures import assert_healthy, make_factory, run
 from tests.support.net import free_port, server_url
 from tests.support.sse import read_events
 
-POOL_RUNNER = "rlm-service/rlm_service/sandbox/pool_runner.py"
+POOL_RUNNER = "rlm-service/tinychat_rlm/sandbox/pool_runner.py"
 
 
 @pytest.fixture

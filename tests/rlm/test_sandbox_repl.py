@@ -9,10 +9,10 @@ import json
 
 import pytest
 from pydantic import ValidationError
-from rlm_service.sandbox import SandboxError, SandboxFactory, SandboxSettings, make_sandbox_factory
-from rlm_service.sandbox.docker import DockerSandboxFactory
-from rlm_service.sandbox.process import ProcessSandbox, ProcessSandboxFactory
 from tinychat_common.errors import UpstreamError
+from tinychat_rlm.sandbox import SandboxError, SandboxFactory, SandboxSettings, make_sandbox_factory
+from tinychat_rlm.sandbox.docker import DockerSandboxFactory
+from tinychat_rlm.sandbox.process import ProcessSandbox, ProcessSandboxFactory
 
 from tests.rlm.sandbox_fixtures import (  # noqa: F401  (fixtures)
     docker_unavailable_fixture,

@@ -12,7 +12,7 @@ import sys
 import textwrap
 
 import pytest
-from rlm_service.sandbox import seccomp
+from tinychat_rlm.sandbox import seccomp
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="seccomp is Linux only")
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="seccomp is Linu
 CHILD = textwrap.dedent(
     """
     import ctypes, errno, json, os, socket, subprocess, sys, tempfile, threading
-    from rlm_service.sandbox import seccomp
+    from tinychat_rlm.sandbox import seccomp
 
     libc = ctypes.CDLL(None, use_errno=True)
     libc.syscall.restype = ctypes.c_long

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chat_service.config import ChatSettings
+from tinychat_chat.config import ChatSettings
 
 from tests.fakes.openai_upstream import FakeOpenAI
 

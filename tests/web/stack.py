@@ -17,7 +17,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from aiohttp import web
-from chat_service.app import create_app as create_chat_app
+from tinychat_chat.app import create_app as create_chat_app
 from tinychat_gateway.app import create_app as create_gateway_app
 from tinychat_gateway.config import GatewaySettings
 
@@ -189,7 +189,7 @@ class Stack:
 
     async def _serve_real_rlm(self, chat_url: str) -> str:
         # Imported here: only the stacks that ask for it need rlm-service and its harness.
-        from rlm_service.app import create_app as create_rlm_app
+        from tinychat_rlm.app import create_app as create_rlm_app
 
         from tests.rlm.harness import rlm_settings
 

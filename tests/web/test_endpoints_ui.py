@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from chat_service.app import create_app as create_chat_app
+from tinychat_chat.app import create_app as create_chat_app
 from tinychat_gateway.app import create_app as create_gateway_app
 from tinychat_gateway.config import GatewaySettings
 

@@ -178,7 +178,7 @@ def test_small_image_is_sent_unchanged_by_paste(page, stack):
 
 RLM_EVENTS = [
     {"status": "RLM iteration 1/20"},
-    # The shape rlm-service sends (rlm_service/engine.py): reasoning arrives as deltas.
+    # The shape rlm-service sends (tinychat_rlm/engine.py): reasoning arrives as deltas.
     {"rlm": {"kind": "reasoning", "iteration": 1, "delta": "Let me look "}},
     {"rlm": {"kind": "reasoning", "iteration": 1, "delta": "at the context."}},
     {"rlm": {"kind": "reasoning", "iteration": 1, "done": True, "ms": 40, "finish_reason": "stop"}},

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from rlm_service.codeblocks import STOP
+from tinychat_rlm.codeblocks import STOP
 
 from tests.fakes.openai_upstream import Reply
 from tests.rlm.harness import ScriptedLLM, repl

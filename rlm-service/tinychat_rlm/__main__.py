@@ -1,4 +1,4 @@
-"""`python -m rlm_service`: serve RLM jobs on PORT (8003)."""
+"""`python -m tinychat_rlm`: serve RLM jobs on PORT (8003)."""
 
 from __future__ import annotations
 

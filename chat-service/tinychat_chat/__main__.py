@@ -1,4 +1,4 @@
-"""`python -m chat_service`: read the settings, serve until SIGTERM/SIGINT."""
+"""`python -m tinychat_chat`: read the settings, serve until SIGTERM/SIGINT."""
 
 from tinychat_common.service import run_service
 from tinychat_common.settings import load_settings

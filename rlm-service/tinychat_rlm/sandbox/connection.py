@@ -98,7 +98,7 @@ class RunnerSandbox(Sandbox):
             # The runner installs it on itself before any cell runs, under every backend.
             "seccomp": syscall_filter,
         }
-        names = getattr(context, "names", None)  # documents (rlm_service.documents.Documents)
+        names = getattr(context, "names", None)  # documents (tinychat_rlm.documents.Documents)
         if names is not None:
             init["names"] = names
         try:

@@ -31,7 +31,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageProcessingFailed, ImageTooLarge, NotAnImage
 
-log = logging.getLogger("image_service.postprocess")
+log = logging.getLogger("tinychat_image.postprocess")
 T = TypeVar("T")
 
 MAX_SIDE = 1024

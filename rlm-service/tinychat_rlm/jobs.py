@@ -23,7 +23,7 @@ from .engine import Engine, JobRecord, RlmJob
 from .errors import RlmTimeout, TokenLost
 from .sandbox.base import SANDBOX_PROGRESS
 
-log = logging.getLogger("rlm_service.jobs")
+log = logging.getLogger("tinychat_rlm.jobs")
 
 _END = object()
 # Events a job may have waiting for its client before the job itself waits (a slow client

@@ -12,7 +12,7 @@ from tinychat_common.errors import TinyChatError, UnknownModel
 from .config import ChatSettings
 from .upstream import UpstreamClient
 
-log = logging.getLogger("chat_service.catalog")
+log = logging.getLogger("tinychat_chat.catalog")
 
 # After a failed discovery, ask again sooner than after a good one.
 RETRY_AFTER_FAILURE_SECONDS = 10.0

@@ -19,7 +19,7 @@ from .upstream import UpstreamClient, session_timeout
 SETTINGS = web.AppKey("chat_settings", ChatSettings)
 SESSION = web.AppKey("chat_upstream_session", aiohttp.ClientSession)
 CHAT_LOG = web.AppKey("chat_log", ChatLog)
-CHAT = web.AppKey("chat_service", ChatService)
+CHAT = web.AppKey("tinychat_chat", ChatService)
 
 # An image of MAX_IMAGE_SIZE_MB travels as base64 (4/3 larger) inside the JSON body,
 # next to up to MAX_CONVERSATION_HISTORY messages of text.
