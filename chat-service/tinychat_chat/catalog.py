@@ -12,7 +12,7 @@ from tinychat_common.errors import TinyChatError, UnknownModel
 from .config import ChatSettings
 from .upstream import UpstreamClient
 
-log = logging.getLogger("tinychat_chat.catalog")
+log = logging.getLogger(__name__)
 
 # After a failed discovery, ask again sooner than after a good one.
 RETRY_AFTER_FAILURE_SECONDS = 10.0

@@ -40,7 +40,7 @@ from .errors import (
 )
 from .openai_stream import OpenAIStreamParser, error_message
 
-log = logging.getLogger("tinychat_chat.upstream")
+log = logging.getLogger(__name__)
 
 _BODY_END_WAIT_SECONDS = 1.0
 

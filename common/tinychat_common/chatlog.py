@@ -31,7 +31,7 @@ from typing import Any, Literal, TextIO
 
 from aiohttp import web
 
-log = logging.getLogger("tinychat.chatlog")
+log = logging.getLogger(__name__)
 
 _BATCH_LIMIT = 256  # lines per write: bounds the time a burst holds the worker thread
 

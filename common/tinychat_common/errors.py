@@ -30,7 +30,7 @@ from aiohttp.typedefs import Handler
 
 from .events import Error
 
-log = logging.getLogger("tinychat.errors")
+log = logging.getLogger(__name__)
 
 # What a busy service tells the client to wait: long enough for a short job to end.
 BUSY_RETRY_AFTER_SECONDS = 5

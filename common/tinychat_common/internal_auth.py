@@ -22,7 +22,7 @@ from aiohttp.typedefs import Handler
 
 from .errors import json_error
 
-log = logging.getLogger("tinychat.internal_auth")
+log = logging.getLogger(__name__)
 
 INTERNAL_TOKEN = web.AppKey("tinychat_internal_token_digest", bytes)
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from .errors import Busy, ServiceUnavailable
 
-log = logging.getLogger("tinychat.redis_limiter")
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "tinychat:tokens:"
 

@@ -40,7 +40,7 @@ from .slow_clients import (
 )
 from .streaming import KEEPALIVE_SECONDS, OPEN_STREAMS
 
-log = logging.getLogger("tinychat.service")
+log = logging.getLogger(__name__)
 
 PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 # The kernel caps it at net.core.somaxconn (4096 on current Linux).

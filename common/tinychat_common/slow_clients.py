@@ -25,7 +25,7 @@ from aiohttp.web_server import Server
 
 from .errors import PayloadTooLarge, TinyChatError
 
-log = logging.getLogger("tinychat.slow_clients")
+log = logging.getLogger(__name__)
 
 BODY_LIMIT = web.AppKey("tinychat_body_limit", int)
 # The setting that raises BODY_LIMIT, named in the 413 so the person knows what to change.

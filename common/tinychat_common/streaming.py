@@ -21,7 +21,7 @@ from .errors import TinyChatError
 from .events import Done, Event
 from .metrics import CLIENT_CLOSED, METRICS
 
-log = logging.getLogger("tinychat.stream")
+log = logging.getLogger(__name__)
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",

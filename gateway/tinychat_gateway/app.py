@@ -28,7 +28,7 @@ from .state import GATEWAY, RATE_WINDOW_SECONDS, SESSION, Gateway
 
 __all__ = ["GATEWAY", "create_app"]
 
-log = logging.getLogger("tinychat.gateway")
+log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 60.0
 

@@ -35,7 +35,7 @@ from tinychat_common.internal_auth import USER_HEADER
 from .config import GatewaySettings
 from .ratelimit import SlidingWindow, client_address, is_trusted_peer, limit_key
 
-log = logging.getLogger("tinychat.gateway.auth")
+log = logging.getLogger(__name__)
 
 COOKIE = "tinychat_session"
 IDENTITY = web.RequestKey("tinychat_identity", str)

@@ -26,7 +26,7 @@ from tinychat_common.streaming import ClientGone, EventStream, mark_client_close
 from .errors import BadDownstreamAnswer, ServiceInterrupted, ServiceStalled, ServiceUnreachable
 from .metrics import GatewayMetrics
 
-log = logging.getLogger("tinychat.gateway.downstream")
+log = logging.getLogger(__name__)
 
 FRAME_END = b"\n\n"
 # A service's error answer (before any stream) is small JSON; more than this is not one.

@@ -30,7 +30,7 @@ from .errors import (
 from .postprocess import Workers
 from .providers import ProviderEvent, RawImage, read_capped
 
-log = logging.getLogger("tinychat_image.openai")
+log = logging.getLogger(__name__)
 
 _MESSAGE_LIMIT = 400
 _DOWNLOAD_TIMEOUT = 60.0

@@ -31,7 +31,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageProcessingFailed, ImageTooLarge, NotAnImage
 
-log = logging.getLogger("tinychat_image.postprocess")
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_SIDE = 1024

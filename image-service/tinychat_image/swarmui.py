@@ -34,7 +34,7 @@ from .errors import ProviderBadResponse, ProviderRefused, ProviderUnavailable
 from .postprocess import Workers
 from .providers import ProviderEvent, RawImage, progress_status, read_capped
 
-log = logging.getLogger("tinychat_image.swarmui")
+log = logging.getLogger(__name__)
 
 _MESSAGE_LIMIT = 300  # characters of a SwarmUI error shown to the user
 _INTERRUPT_TIMEOUT = 10.0

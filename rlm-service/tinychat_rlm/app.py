@@ -20,7 +20,7 @@ from .routes import add_routes
 from .sandbox import make_sandbox_factory
 from .sandbox.base import SandboxError, SandboxFactory
 
-log = logging.getLogger("tinychat_rlm.app")
+log = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("rlm_settings", RlmSettings)
 CHAT_SESSION = web.AppKey("rlm_chat_session", aiohttp.ClientSession)

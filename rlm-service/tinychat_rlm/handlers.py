@@ -20,7 +20,7 @@ from .errors import RlmDisabled, SandboxUnavailable
 from .jobs import JobRun
 from .recursion import Recursion
 
-log = logging.getLogger("tinychat_rlm.handlers")
+log = logging.getLogger(__name__)
 
 
 async def rlm_config(request: web.Request) -> web.Response:

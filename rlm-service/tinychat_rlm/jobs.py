@@ -23,7 +23,7 @@ from .engine import Engine, JobRecord, RlmJob
 from .errors import RlmTimeout, TokenLost
 from .sandbox.base import SANDBOX_PROGRESS
 
-log = logging.getLogger("tinychat_rlm.jobs")
+log = logging.getLogger(__name__)
 
 _END = object()
 # Events a job may have waiting for its client before the job itself waits (a slow client

@@ -26,7 +26,8 @@ def _request_counts(metrics: str, route: str) -> dict[str, float]:
 async def test_stop_mid_stream_is_logged_at_debug_and_counted_as_client_closed(
     make_gateway: GatewayFactory, rlm_service: FakeService, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="tinychat")
+    for package in ("tinychat_gateway", "tinychat_common"):
+        caplog.set_level(logging.DEBUG, logger=package)
     rlm_service.enqueue(Script(writes=[frame({"status": "RLM iteration 1/20"})], then="stall"))
     gateway = await make_gateway()
     response = await gateway.post("/api/chat/stream", json=chat_body("go", rlm=True))

@@ -27,7 +27,7 @@ from tinychat_common.errors import TinyChatError
 from . import seccomp
 from .base import CellResult, LlmQuery, Sandbox, SandboxError
 
-log = logging.getLogger("tinychat.rlm.sandbox")
+log = logging.getLogger(__name__)
 
 # The longest line the runner may send: a batch of llm_query prompts is the largest honest
 # one (the runner refuses to send a bigger batch, so the cell gets a readable error instead).

@@ -27,7 +27,7 @@ from docker.types import Ulimit
 from .base import SandboxError, SandboxFactory
 from .connection import MAX_LINE_BYTES, READ_BUFFER_BYTES, RunnerSandbox
 
-log = logging.getLogger("tinychat.rlm.sandbox")
+log = logging.getLogger(__name__)
 
 LABEL = "tinychat.sandbox"
 # What the attach stream may hold unread before the sandbox is cut off (two full lines).

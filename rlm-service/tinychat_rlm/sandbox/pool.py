@@ -23,7 +23,7 @@ import time
 from .base import SandboxError, SandboxFactory, per_process_limits, report_progress
 from .connection import MAX_MESSAGE_BYTES, RunnerSandbox
 
-log = logging.getLogger("tinychat.rlm.sandbox")
+log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 2.0
 GREETING_TIMEOUT = 2.0

@@ -44,7 +44,7 @@ from .base import SandboxError, SandboxFactory, per_process_limits
 from .cgroups import CgroupError, SandboxCgroup, cgroup_problem
 from .connection import READ_BUFFER_BYTES, RunnerSandbox
 
-log = logging.getLogger("tinychat.rlm.sandbox")
+log = logging.getLogger(__name__)
 
 RUNNER_SOURCE = (Path(__file__).with_name("runner.py")).read_text(encoding="utf-8")
 # Named on every sandbox's command line, so leftovers of a crashed service can be found.
