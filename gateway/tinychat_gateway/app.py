@@ -15,6 +15,7 @@ from tinychat_common.metrics import METRICS
 from tinychat_common.service import base_app, client_session_context
 
 from .access import install_access_guard
+from .app_keys import GATEWAY, SERVICE_INFO, SESSION
 from .auth import AUTH, install_auth
 from .config import GatewaySettings
 from .cors import install_cors
@@ -24,7 +25,7 @@ from .openapi import build_openapi
 from .passcode import PasscodeGuard
 from .ratelimit import SlidingWindow
 from .routes import add_routes
-from .state import GATEWAY, RATE_WINDOW_SECONDS, SESSION, Gateway
+from .state import RATE_WINDOW_SECONDS, Gateway
 
 __all__ = ["GATEWAY", "create_app"]
 
@@ -47,7 +48,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
     install_cors(app, settings.allowed_origins)
     # Before CORS: a preflight from a rebinding page is refused for its Host first.
     install_access_guard(app, settings)
-    gateway = Gateway(
+    release = gateway_version()
+    app[GATEWAY] = Gateway(
         settings=settings,
         metrics=GatewayMetrics(app[METRICS]),
         passcode=PasscodeGuard(
@@ -56,13 +58,12 @@ def create_app(settings: GatewaySettings) -> web.Application:
             settings.rlm_passcode_window_seconds,
             settings.rlm_passcode_global_max_failures,
         ),
-        version=gateway_version(),
+        version=release,
         rate_limits=rate_limit_windows(settings),
+        openapi=build_openapi(release),
     )
-    gateway.openapi = build_openapi(gateway.version)
-    app[GATEWAY] = gateway
     app.cleanup_ctx.append(downstream_session(settings))
-    app.cleanup_ctx.append(share_session)
+    app.cleanup_ctx.append(service_info_cache)
     app.cleanup_ctx.append(sweep_rate_limits)
     app.on_startup.append(warn_about_open_rlm)
     app.on_startup.append(warn_about_missing_web_ui)
@@ -97,12 +98,10 @@ def downstream_session(settings: GatewaySettings) -> CleanupContext:
     )
 
 
-async def share_session(app: web.Application) -> AsyncIterator[None]:
-    gateway = app[GATEWAY]
-    gateway.session = app[SESSION]
-    gateway.service_info = JsonCache(app[SESSION], gateway.settings.config_cache_seconds)
+async def service_info_cache(app: web.Application) -> AsyncIterator[None]:
+    """The services' config documents, asked over the app's session once it is open."""
+    app[SERVICE_INFO] = JsonCache(app[SESSION], app[GATEWAY].settings.config_cache_seconds)
     yield
-    gateway.session = None
 
 
 async def sweep_rate_limits(app: web.Application) -> AsyncIterator[None]:

@@ -7,7 +7,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from tinychat_common.errors import json_error
 
-CORS_ORIGINS = web.AppKey("gateway_cors_origins", frozenset)
+from .app_keys import CORS_ORIGINS
 
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 ALLOWED_HEADERS = "Content-Type, X-RLM-Passcode"

@@ -15,6 +15,7 @@ from tinychat_common.events import Content
 from tinychat_common.models import ChatRequest
 from tinychat_common.streaming import serve_events
 
+from .app_keys import GATEWAY, SERVICE_INFO, SESSION
 from .auth import IDENTITY, USER_HEADER_TO_SERVICES, request_identity
 from .downstream import probe_ready, relay
 from .errors import TooManyRequests
@@ -30,7 +31,7 @@ from .models import (
     ServiceHealth,
 )
 from .routing import IMAGE_USAGE, STREAM_PATHS, choose_route
-from .state import GATEWAY, Gateway
+from .state import Gateway
 from .static import APP_CACHE_CONTROL, VENDOR_CACHE_CONTROL, app_file, file_response, vendor_file
 
 PASSCODE_HEADER = "X-RLM-Passcode"
@@ -107,7 +108,7 @@ async def chat_stream(request: web.Request) -> web.StreamResponse:
     url = gateway.service_url(route.service) + STREAM_PATHS[route.service]
     identity = request.get(IDENTITY)
     user = {USER_HEADER_TO_SERVICES: identity} if identity else None
-    return await relay(request, gateway.http, gateway.metrics, route.service, url, body, user)
+    return await relay(request, request.app[SESSION], gateway.metrics, route.service, url, body, user)
 
 
 async def rlm_validate(request: web.Request) -> web.Response:
@@ -121,10 +122,11 @@ async def rlm_validate(request: web.Request) -> web.Response:
 async def config(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     settings = gateway.settings
+    info = request.app[SERVICE_INFO]
     chat, image, rlm = await asyncio.gather(
-        gateway.info.get(settings.chat_service_url + "/v1/models"),
-        gateway.info.get(settings.image_service_url + "/v1/images/config"),
-        gateway.info.get(settings.rlm_service_url + "/v1/rlm/config"),
+        info.get(settings.chat_service_url + "/v1/models"),
+        info.get(settings.image_service_url + "/v1/images/config"),
+        info.get(settings.rlm_service_url + "/v1/rlm/config"),
     )
     chat = chat or {}
     image = image or {}
@@ -189,8 +191,9 @@ def _typed(value: object, kind: type[T]) -> T | None:
 async def health(request: web.Request) -> web.Response:
     gateway = request.app[GATEWAY]
     services = ("chat", "image", "rlm")
+    session = request.app[SESSION]
     reports = await asyncio.gather(
-        *(probe_ready(gateway.http, gateway.service_url(name), HEALTH_PROBE_TIMEOUT) for name in services)
+        *(probe_ready(session, gateway.service_url(name), HEALTH_PROBE_TIMEOUT) for name in services)
     )
     statuses = {name: ServiceHealth(**report) for name, report in zip(services, reports, strict=True)}
     overall = "ok" if all(s.status == "ready" for s in statuses.values()) else "degraded"

@@ -1,15 +1,13 @@
-"""What the gateway's handlers share, held on the app under one AppKey (no globals)."""
+"""What the gateway's handlers share, made once by the app factory and never changed after:
+held on the app under `app_keys.GATEWAY`. The client session, opened at startup, has a key of
+its own (`app_keys.SESSION`), so nothing here is filled in later."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-from aiohttp import web
-
 from .config import GatewaySettings
-from .downstream import JsonCache
 from .metrics import GatewayMetrics
 from .passcode import PasscodeGuard
 from .ratelimit import SlidingWindow
@@ -17,7 +15,7 @@ from .ratelimit import SlidingWindow
 RATE_WINDOW_SECONDS = 60.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class Gateway:
     settings: GatewaySettings
     metrics: GatewayMetrics
@@ -26,9 +24,6 @@ class Gateway:
     # Per-client request windows by kind ("chat", "image", "rlm"); a kind with limit 0 is absent.
     rate_limits: dict[str, SlidingWindow] = field(default_factory=dict)
     openapi: dict[str, Any] = field(default_factory=dict)
-    # Opened by the app's cleanup_ctx (one ClientSession per app).
-    session: aiohttp.ClientSession | None = None
-    service_info: JsonCache | None = None
 
     def service_url(self, service: str) -> str:
         return {
@@ -36,17 +31,3 @@ class Gateway:
             "image": self.settings.image_service_url,
             "rlm": self.settings.rlm_service_url,
         }[service]
-
-    @property
-    def http(self) -> aiohttp.ClientSession:
-        assert self.session is not None, "the app's client session is opened at startup"
-        return self.session
-
-    @property
-    def info(self) -> JsonCache:
-        assert self.service_info is not None, "opened at startup with the session"
-        return self.service_info
-
-
-GATEWAY = web.AppKey("gateway", Gateway)
-SESSION = web.AppKey("gateway_downstream_session", aiohttp.ClientSession)

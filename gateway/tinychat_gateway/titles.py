@@ -9,10 +9,10 @@ from tinychat_common.bodies import read_body
 from tinychat_common.errors import TinyChatError
 from tinychat_common.models import ChatRequest
 
+from .app_keys import GATEWAY, SESSION
 from .errors import BadDownstreamAnswer, ServiceUnreachable
 from .handlers import forwarded_body
 from .models import TitleResponse
-from .state import GATEWAY
 
 TITLE_TIMEOUT = aiohttp.ClientTimeout(total=60)
 
@@ -23,7 +23,7 @@ async def chat_title(request: web.Request) -> web.Response:
     url = gateway.settings.chat_service_url + "/v1/chat/title"
     headers = {"Content-Type": "application/json"}
     try:
-        async with gateway.http.post(
+        async with request.app[SESSION].post(
             url, data=forwarded_body(chat), headers=headers, timeout=TITLE_TIMEOUT
         ) as answer:
             status = answer.status
