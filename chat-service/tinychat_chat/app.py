@@ -6,20 +6,19 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
-from tinychat_common.chatlog import ChatLog, chat_log_context
+from tinychat_common.chatlog import chat_log_context
 from tinychat_common.metrics import METRICS
 from tinychat_common.service import base_app, client_session_context
 
+from .app_keys import CHAT, CHAT_LOG, SESSION, SETTINGS
 from .catalog import ModelCatalog
 from .chat import ChatMetrics, ChatService
 from .config import ChatSettings
 from .endpoints import Endpoint, Endpoints, host_label
+from .routes import add_routes
 from .upstream import UpstreamClient, session_timeout
 
-SETTINGS = web.AppKey("chat_settings", ChatSettings)
-SESSION = web.AppKey("chat_upstream_session", aiohttp.ClientSession)
-CHAT_LOG = web.AppKey("chat_log", ChatLog)
-CHAT = web.AppKey("tinychat_chat", ChatService)
+__all__ = ["CHAT", "CHAT_LOG", "SESSION", "SETTINGS", "create_app"]
 
 # An image of MAX_IMAGE_SIZE_MB travels as base64 (4/3 larger) inside the JSON body,
 # next to up to MAX_CONVERSATION_HISTORY messages of text.
@@ -31,9 +30,6 @@ def body_limit(settings: ChatSettings) -> int:
 
 
 def create_app(settings: ChatSettings) -> web.Application:
-    # Imported here: handlers read the AppKeys above.
-    from .routes import add_routes
-
     app = base_app(settings, "chat-service", client_max_size=body_limit(settings))
     app[SETTINGS] = settings
     app.cleanup_ctx.append(

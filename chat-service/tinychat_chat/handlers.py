@@ -7,7 +7,7 @@ from tinychat_common.bodies import read_body
 from tinychat_common.internal_auth import USER_HEADER
 from tinychat_common.streaming import serve_events
 
-from .app import CHAT, SETTINGS
+from .app_keys import CHAT, SETTINGS
 from .conversation import InternalChatRequest
 
 

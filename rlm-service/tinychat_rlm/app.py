@@ -2,63 +2,32 @@
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import AsyncIterator, Callable
 
-import aiohttp
 from aiohttp import web
-from tinychat_common.chatlog import ChatLog, chat_log_context
-from tinychat_common.limiter import ConcurrencyLimiter, limiter_context
+from tinychat_common.chatlog import chat_log_context
+from tinychat_common.limiter import limiter_context
 from tinychat_common.metrics import METRICS
 from tinychat_common.probes import add_ready_check
 from tinychat_common.service import base_app, client_session_context
 
+from .app_keys import (
+    CHAT_LOG,
+    CHAT_SESSION,
+    LIMITER,
+    RLM_METRICS,
+    SANDBOX_STATUS,
+    SANDBOXES,
+    SETTINGS,
+)
 from .config import RlmSettings
 from .metrics import RlmMetrics
 from .routes import add_routes
 from .sandbox import make_sandbox_factory
 from .sandbox.base import SandboxError, SandboxFactory
+from .sandbox_status import SandboxStatus
 
-log = logging.getLogger(__name__)
-
-SETTINGS = web.AppKey("rlm_settings", RlmSettings)
-CHAT_SESSION = web.AppKey("rlm_chat_session", aiohttp.ClientSession)
-LIMITER = web.AppKey("rlm_limiter", ConcurrencyLimiter)
-SANDBOXES = web.AppKey("rlm_sandboxes", SandboxFactory)
-CHAT_LOG = web.AppKey("rlm_chat_log", ChatLog)
-RLM_METRICS = web.AppKey("rlm_metrics", RlmMetrics)
-
-
-class SandboxStatus:
-    """Whether sandboxes can be started (a docker engine may be missing or unreachable).
-    Re-checked at most every RECHECK_SECONDS, so RLM comes back by itself once it is fixed."""
-
-    RECHECK_SECONDS = 30.0
-
-    def __init__(self, factory: SandboxFactory) -> None:
-        self.factory = factory
-        self.problem: str | None = None
-        self._checked_at = float("-inf")
-
-    def record(self, problem: str | None) -> None:
-        if problem and problem != self.problem:
-            log.warning("RLM is unavailable until this is fixed: %s", problem)
-        self.problem = problem
-        self._checked_at = time.monotonic()
-
-    async def current_problem(self) -> str | None:
-        if time.monotonic() - self._checked_at >= self.RECHECK_SECONDS:
-            try:
-                await self.factory.check()
-            except SandboxError as exc:
-                self.record(str(exc))
-            else:
-                self.record(None)
-        return self.problem
-
-
-SANDBOX_STATUS = web.AppKey("rlm_sandbox_status", SandboxStatus)
+__all__ = ["CHAT_LOG", "LIMITER", "create_app"]
 
 
 def create_app(settings: RlmSettings, *, sandboxes: SandboxFactory | None = None) -> web.Application:

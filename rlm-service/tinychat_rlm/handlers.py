@@ -11,7 +11,7 @@ from tinychat_common.limiter import slot
 from tinychat_common.slow_clients import reads_own_body
 from tinychat_common.streaming import serve_events
 
-from .app import CHAT_LOG, CHAT_SESSION, LIMITER, RLM_METRICS, SANDBOX_STATUS, SANDBOXES, SETTINGS
+from .app_keys import CHAT_LOG, CHAT_SESSION, LIMITER, RLM_METRICS, SANDBOX_STATUS, SANDBOXES, SETTINGS
 from .chat_client import ChatClient
 from .config import RlmSettings
 from .documents import read_chat_request

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from . import handlers
+
 
 def add_routes(app: web.Application) -> None:
-    # Imported here: the handlers read the AppKeys that app.py declares.
-    from . import handlers
-
     app.router.add_post("/v1/rlm/stream", handlers.rlm_stream)
     app.router.add_get("/v1/rlm/config", handlers.rlm_config)
