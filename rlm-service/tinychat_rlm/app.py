@@ -14,6 +14,7 @@ from tinychat_common.service import base_app, client_session_context
 from .app_keys import (
     CHAT_LOG,
     CHAT_SESSION,
+    JOBS,
     LIMITER,
     RLM_METRICS,
     SANDBOX_STATUS,
@@ -21,6 +22,7 @@ from .app_keys import (
     SETTINGS,
 )
 from .config import RlmSettings
+from .jobs import Jobs
 from .metrics import RlmMetrics
 from .routes import add_routes
 from .sandbox import make_sandbox_factory
@@ -52,6 +54,7 @@ def create_app(settings: RlmSettings, *, sandboxes: SandboxFactory | None = None
         )
     )
     app.cleanup_ctx.append(sandboxes_context(sandboxes))
+    app.cleanup_ctx.append(jobs_context)
     add_ready_check(app, tokens_ready)
     add_ready_check(app, sandbox_ready)
     add_routes(app)
@@ -80,6 +83,19 @@ def sandboxes_context(
         await factory.close()
 
     return sandboxes_ctx
+
+
+async def jobs_context(app: web.Application) -> AsyncIterator[None]:
+    """The owner of every job's lifecycle, made once the parts it hands each job are open."""
+    app[JOBS] = Jobs(
+        app[SETTINGS],
+        limiter=app[LIMITER],
+        chat_session=app[CHAT_SESSION],
+        sandboxes=app[SANDBOXES],
+        metrics=app[RLM_METRICS],
+        chat_log=app[CHAT_LOG],
+    )
+    yield
 
 
 async def tokens_ready(app: web.Application) -> dict[str, object]:

@@ -8,6 +8,7 @@ from tinychat_common.chatlog import ChatLog
 from tinychat_common.limiter import ConcurrencyLimiter
 
 from .config import RlmSettings
+from .jobs import Jobs
 from .metrics import RlmMetrics
 from .sandbox.base import SandboxFactory
 from .sandbox_status import SandboxStatus
@@ -19,3 +20,4 @@ SANDBOXES = web.AppKey("rlm_sandboxes", SandboxFactory)
 SANDBOX_STATUS = web.AppKey("rlm_sandbox_status", SandboxStatus)
 CHAT_LOG = web.AppKey("rlm_chat_log", ChatLog)
 RLM_METRICS = web.AppKey("rlm_metrics", RlmMetrics)
+JOBS = web.AppKey("rlm_jobs", Jobs)

@@ -16,12 +16,19 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
+from tinychat_common.chatlog import ChatLog, log_record
 from tinychat_common.errors import TinyChatError
 from tinychat_common.events import Done, Event, Status
+from tinychat_common.limiter import ConcurrencyLimiter, slot
 
-from .engine import Engine, JobRecord, RlmJob
+from .chat_client import ChatClient
+from .config import RlmSettings
+from .engine import Engine, EngineLimits, JobRecord, RlmJob
 from .errors import RlmTimeout, TokenLost
-from .sandbox.base import SANDBOX_PROGRESS
+from .metrics import RlmMetrics
+from .recursion import Recursion
+from .sandbox.base import SANDBOX_PROGRESS, SandboxFactory
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +148,94 @@ def _outcome_of(failure: TinyChatError) -> str:
     return "error" if failure.code != "cell_timeout" else "cell_timeout"
 
 
-async def release_quietly(release: Any) -> None:
-    """Give a token back even if the handler is being cancelled again meanwhile."""
-    with contextlib.suppress(asyncio.CancelledError):
-        await asyncio.shield(release)
+class Jobs:
+    """Every RLM job of one app, from the token it holds to its audit line.
+
+    `admit(job)` takes a concurrency token (over the limit `Busy`, counted, before anything
+    starts), builds the job's engine and its `JobRun`, and gives the token back however the
+    job ends. The run owns the job's task, its event queue and its outcome; when it is over,
+    `finished` counts it and writes its audit line. The HTTP handler only reads the request
+    and serves `run.events()`."""
+
+    def __init__(
+        self,
+        settings: RlmSettings,
+        *,
+        limiter: ConcurrencyLimiter,
+        chat_session: aiohttp.ClientSession,
+        sandboxes: SandboxFactory,
+        metrics: RlmMetrics,
+        chat_log: ChatLog,
+    ) -> None:
+        self.settings = settings
+        self.limiter = limiter
+        self.chat_session = chat_session
+        self.sandboxes = sandboxes
+        self.metrics = metrics
+        self.chat_log = chat_log
+
+    @contextlib.asynccontextmanager
+    async def admit(self, job: RlmJob) -> AsyncIterator[JobRun]:
+        metrics = self.metrics
+        async with slot(
+            self.limiter, in_use=metrics.tokens_in_use, on_busy=lambda _: metrics.jobs.labels("busy").inc()
+        ) as token:
+            engine = self.engine_for(job)
+            run = JobRun(engine, job, timeout=self.settings.rlm_timeout, on_finished=self.finished)
+            self.limiter.on_lost(token, run.lose_token)
+            engine.recursion.on_token_lost = run.lose_token
+            yield run
+
+    def engine_for(self, job: RlmJob) -> Engine:
+        settings = self.settings
+        chat = ChatClient(
+            self.chat_session,
+            settings.chat_service_url,
+            model=job.model,
+            temperature=job.temperature,
+            timeout=settings.chat_service_timeout,
+            user=job.user,
+        )
+        limits = EngineLimits(
+            max_iterations=settings.rlm_max_iterations,
+            cell_timeout=settings.rlm_cell_timeout,
+            output_chars=settings.rlm_output_chars,
+            max_subcall_chars=settings.rlm_max_subcall_chars,
+            subcall_concurrency=settings.rlm_subcall_concurrency,
+            max_subcalls=settings.rlm_max_subcalls,
+            max_depth=settings.rlm_max_depth,
+            budget_tokens=settings.rlm_budget_tokens,
+            budget_seconds=settings.rlm_budget_seconds,
+        )
+        return Engine(
+            chat=chat,
+            sandboxes=self.sandboxes,
+            limits=limits,
+            watch=self.metrics,
+            recursion=Recursion(max_depth=settings.rlm_max_depth, limiter=self.limiter),
+        )
+
+    def finished(self, job: RlmJob, record: JobRecord, seconds: float) -> None:
+        """Count the job and write its audit line: the code that ran, the answer, the usage."""
+        self.metrics.jobs.labels(record.outcome).inc()
+        self.metrics.job_seconds.observe(seconds)
+        self.metrics.subcalls.inc(record.subcalls)
+        self.chat_log.record(
+            log_record(
+                "rlm",
+                model=job.model,
+                outcome=record.outcome,
+                seconds=seconds,
+                user=job.user,
+                temperature=job.temperature,
+                question=job.question,
+                context_chars=job.context_chars,
+                documents=job.document_names,
+                iterations=record.iterations,
+                code=record.cells,
+                subcalls=record.subcalls,
+                answer=record.answer,
+                usage=record.usage.as_dict(),
+            )
+        )
+        log.info("rlm job %s after %d iteration(s) in %.1fs", record.outcome, record.iterations, seconds)
