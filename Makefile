@@ -39,7 +39,7 @@ web/.compressed/.stamp: web/node_modules/.installed scripts/precompress-web.mjs 
 web: web/node_modules/.installed web/.compressed/.stamp
 
 run: $(RUN_STAMP) web
-	$(PY) -m tinychat_demo.stack
+	$(PY) -m tinychat_launcher
 
 # The browser tests run in a pytest of their own: Playwright's sync API keeps an event loop
 # running for the whole session, which the asyncio tests must not share.

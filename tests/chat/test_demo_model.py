@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from tinychat_demo.app import create_app as create_demo_app
 from tinychat_demo.config import DemoSettings
-from tinychat_demo.stack import plan
+from tinychat_launcher.stack import plan
 
 from tests.fakes.server import FakeServer
 from tests.support.messages import user

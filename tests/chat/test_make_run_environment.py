@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tinychat_demo.stack import SETTINGS_CLASSES, environment_for, plan
+from tinychat_launcher.stack import SETTINGS_CLASSES, environment_for, plan
 
 
 def test_rlm_service_never_holds_the_api_key():

@@ -196,7 +196,3 @@ async def run() -> int:
 
 def main() -> None:
     sys.exit(asyncio.run(run()))
-
-
-if __name__ == "__main__":
-    main()
