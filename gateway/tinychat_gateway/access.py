@@ -22,9 +22,9 @@ from aiohttp.typedefs import Handler
 from tinychat_common.errors import json_error
 from tinychat_common.service import PROBE_PATHS
 
+from .app_keys import ACCESS_RULES
 from .config import GatewaySettings
 
-ACCESS_RULES: web.AppKey[AccessRules] = web.AppKey("gateway_access_rules")
 JSON_TYPES = frozenset({"application/json"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 

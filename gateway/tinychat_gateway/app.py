@@ -15,8 +15,8 @@ from tinychat_common.metrics import METRICS
 from tinychat_common.service import base_app, client_session_context
 
 from .access import install_access_guard
-from .app_keys import GATEWAY, SERVICE_INFO, SESSION
-from .auth import AUTH, install_auth
+from .app_keys import AUTH, GATEWAY, SERVICE_INFO, SESSION
+from .auth import install_auth
 from .config import GatewaySettings
 from .cors import install_cors
 from .downstream import JsonCache

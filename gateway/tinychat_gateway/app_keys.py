@@ -13,3 +13,7 @@ GATEWAY = web.AppKey("gateway", Gateway)
 SESSION = web.AppKey("gateway_downstream_session", aiohttp.ClientSession)
 SERVICE_INFO = web.AppKey("gateway_service_info", JsonCache)
 CORS_ORIGINS = web.AppKey("gateway_cors_origins", frozenset[str])
+# Named, not imported: the classes live beside the middleware that reads them (access.py,
+# auth.py), and those modules import these keys.
+ACCESS_RULES = web.AppKey("gateway_access_rules", "AccessRules")
+AUTH = web.AppKey("gateway_auth", "Auth")

@@ -32,6 +32,7 @@ from tinychat_common.bodies import read_body
 from tinychat_common.errors import RateLimited, Unauthorized, json_error
 from tinychat_common.internal_auth import USER_HEADER
 
+from .app_keys import AUTH
 from .config import GatewaySettings
 from .ratelimit import SlidingWindow, client_address, is_trusted_peer, limit_key
 
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 
 COOKIE = "tinychat_session"
 IDENTITY = web.RequestKey("tinychat_identity", str)
-AUTH: web.AppKey[Auth] = web.AppKey("gateway_auth")
 USER_HEADER_TO_SERVICES = USER_HEADER
 GLOBAL = "*"
 # Open without a login: the probes, the login page and its script, the login itself.
