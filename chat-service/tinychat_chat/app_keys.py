@@ -12,4 +12,4 @@ from .config import ChatSettings
 SETTINGS = web.AppKey("chat_settings", ChatSettings)
 SESSION = web.AppKey("chat_upstream_session", aiohttp.ClientSession)
 CHAT_LOG = web.AppKey("chat_log", ChatLog)
-CHAT = web.AppKey("chat_service", ChatService)
+CHAT = web.AppKey("chat", ChatService)
