@@ -5,6 +5,10 @@ The job has its own task so that it can be stopped from outside at any moment â€
 whole-job timeout, by a lost concurrency token, by the client going away â€” and always
 runs its clean-up (the sandbox is killed in the engine's `finally`). The stream, in turn,
 always ends with exactly one `done`, carrying the usage spent so far even after an error.
+
+`Jobs` is the one owner of a job's lifecycle: it takes the concurrency token and counts it,
+builds the engine and the `JobRun` (task, queue, outcome), and when the run is over counts
+the job and writes its audit line; the token goes back however the job ends.
 """
 
 from __future__ import annotations
