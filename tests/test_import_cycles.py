@@ -1,7 +1,7 @@
 """The packages' imports, read with `ast` (nothing is imported): no module imports itself
 back through a chain of others, no service imports another service, and common imports no
 service. Every import counts, also one inside a function: a lazy import that dodges a cycle
-is still the cycle."""
+is still the cycle. Only an import under `if TYPE_CHECKING:` is left out: it never runs."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def imported_names(module: Module, known: dict[str, Module]) -> Iterator[tuple[s
     """Every module this one imports, with the line. `from a import b` imports the module
     `a.b` when there is one, else the module `a` (b is a name in it)."""
     tree = ast.parse(module.path.read_text(), filename=str(module.path))
-    for node in ast.walk(tree):
+    for node in runtime_nodes(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name, node.lineno
@@ -66,6 +66,25 @@ def imported_names(module: Module, known: dict[str, Module]) -> Iterator[tuple[s
             for alias in node.names:
                 submodule = f"{base}.{alias.name}"
                 yield (submodule if submodule in known else base), node.lineno
+
+
+def runtime_nodes(tree: ast.AST) -> Iterator[ast.AST]:
+    """Every node of `tree` but those under `if TYPE_CHECKING:` (imports for annotations)."""
+    pending: list[ast.AST] = [tree]
+    while pending:
+        node = pending.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child.test):
+                pending.extend(child.orelse)
+            else:
+                pending.append(child)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def import_graph() -> dict[str, dict[str, int]]:

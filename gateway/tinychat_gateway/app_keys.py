@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import aiohttp
 from aiohttp import web
 
@@ -13,7 +15,11 @@ GATEWAY = web.AppKey("gateway", Gateway)
 SESSION = web.AppKey("gateway_downstream_session", aiohttp.ClientSession)
 SERVICE_INFO = web.AppKey("gateway_service_info", JsonCache)
 CORS_ORIGINS = web.AppKey("gateway_cors_origins", frozenset[str])
-# Named, not imported: the classes live beside the middleware that reads them (access.py,
-# auth.py), and those modules import these keys.
-ACCESS_RULES = web.AppKey("gateway_access_rules", "AccessRules")
-AUTH = web.AppKey("gateway_auth", "Auth")
+# For the type checker only: the classes live beside the middleware that reads them
+# (access.py, auth.py), and those modules import these keys.
+if TYPE_CHECKING:
+    from .access import AccessRules
+    from .auth import Auth
+
+ACCESS_RULES: web.AppKey[AccessRules] = web.AppKey("gateway_access_rules")
+AUTH: web.AppKey[Auth] = web.AppKey("gateway_auth")
