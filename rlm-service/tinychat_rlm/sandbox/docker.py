@@ -1,7 +1,8 @@
 """The `docker` backend: one container per RLM job, talked to through its attached stdio.
 
 Each container runs RLM_SANDBOX_IMAGE (rlm-service/sandbox.Dockerfile) with no network, a
-read-only root, a size-capped tmpfs /tmp, user 65534, every capability dropped,
+read-only root, a size-capped tmpfs /tmp, every capability dropped but the two the runner
+needs to part into two unprivileged uids before any cell code runs (runner.leave_root),
 no-new-privileges, and memory, CPU and process limits. It is labelled with the owning
 replica, so a replica that crashed removes its leftovers when it starts again.
 
@@ -145,9 +146,13 @@ class DockerSandboxFactory(SandboxFactory):
                 network_mode="none",
                 read_only=True,
                 tmpfs={"/tmp": f"size={self.disk},mode=1777,nosuid,nodev,noexec"},
-                user="65534:65534",
+                # Root with only the two capabilities the runner needs to part itself and the
+                # cell process into two unprivileged uids (runner.leave_root), which it does
+                # before any cell code runs.
+                user="0:0",
                 working_dir="/tmp",
                 cap_drop=["ALL"],
+                cap_add=["SETUID", "SETGID"],
                 security_opt=["no-new-privileges"],
                 mem_limit=self.memory,
                 memswap_limit=self.memory,  # no swap: the memory limit is the limit

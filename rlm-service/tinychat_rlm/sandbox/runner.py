@@ -73,6 +73,11 @@ RUNNER_FILE = (lambda: None).__code__.co_filename
 HELPER_NAMES = frozenset({"llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR"})
 PIPE_CHUNK = 1 << 16
 PR_SET_DUMPABLE = 4
+# Started as root (the docker backend: only CAP_SETUID and CAP_SETGID), the runner and the
+# cell process part into two unprivileged uids, so the cell cannot open the runner's
+# /proc/<pid>/fd or signal it even where "non-dumpable" is not enforced (gVisor).
+RUNNER_UID = 65533
+CELL_UID = 65534
 # How often the runner looks for an exited cell process while a cell runs (a grandchild
 # that holds the request pipe open would hide the end of the pipe).
 REAP_INTERVAL_MS = 250
@@ -244,6 +249,8 @@ class Runner:
         # runner lets go of it at once.
         self.cell = start_cell_process(self.channel, context, self.max_line_bytes)
         del context
+        leave_root(RUNNER_UID)
+        set_dumpable(False)
         self.channel.send({"type": "ready"})
 
     def raw_context(self, sizes: object, names: object) -> str | list[str]:
@@ -532,6 +539,7 @@ def start_cell_process(channel: ProtocolChannel, context: str | list[str], max_l
         code = 70
         try:
             channel.close()
+            leave_root(CELL_UID)
             os.dup2(stdout_write, 1)
             os.dup2(stderr_write, 2)
             close_all_but({0, 1, 2, requests_write, to_cell_read})
@@ -546,6 +554,18 @@ def start_cell_process(channel: ProtocolChannel, context: str | list[str], max_l
     for fd in (to_cell_read, requests_write, stdout_write, stderr_write):
         os.close(fd)
     return CellProcess(pid, to_cell, requests, stdout_read, stderr_read, max_line)
+
+
+def leave_root(uid: int) -> None:
+    """As root, become `uid` (and its group) for good, with no supplementary groups and no
+    capability left; as anyone else, nothing to do."""
+    if os.getuid() != 0 and os.geteuid() != 0:
+        return
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    if 0 in os.getresuid():
+        raise OSError("the sandbox could not leave root")
 
 
 def close_all_but(keep: set[int]) -> None:
