@@ -209,7 +209,7 @@ print('left', sorted(os.listdir('/tmp')), sorted(os.listdir('/dev/shm')), sleepe
 """
     look = """
 import os
-mine = {os.getpid(), 1}
+mine = {os.getpid(), os.getppid(), 1}  # the cell, the job's runner, the server
 others = [open(f'/proc/{p}/cmdline', 'rb').read()
           for p in os.listdir('/proc') if p.isdigit() and int(p) not in mine]
 print('tmp', sorted(os.listdir('/tmp')))
