@@ -95,18 +95,25 @@ async def test_a_planted_host_file_cannot_be_read(sandboxes: SandboxFactory, tmp
     await assert_healthy(sandboxes)
 
 
-async def test_a_fork_bomb_is_contained(sandboxes: SandboxFactory) -> None:
-    """On every backend (gVisor included) forks past the limit fail; the sandbox lives on."""
-    async with await sandboxes.create("") as sandbox:
-        result = await run(sandbox, "import os\nwhile True:\n    os.fork()", timeout=8)
-        # Either every fork past the limit failed, or the time limit killed the lot.
-        assert result.timed_out or (result.error and "BlockingIOError" in result.error), result
-    async with await sandboxes.create("") as sandbox:
-        counted = await run(sandbox, FORK_TO_THE_LIMIT, timeout=30)
-        assert counted.error is None, counted
-        forked, refused = (int(n) for n in counted.stdout.split())
-        assert 0 < forked < 64 and refused == 1, counted
-        assert (await run(sandbox, "print('alive')")).stdout == "alive\n"
+async def test_a_fork_bomb_is_contained(sandboxes: SandboxFactory, sandbox_backend: str) -> None:
+    """On every backend the forks stay inside the sandbox's limits and the service lives on.
+    Outside gVisor forks past the process limit fail. Under gVisor (where the runner and the
+    cell process run as two uids) the forks can instead end their own sandbox at its memory
+    limit, with that reason: contained, but not the refusal the other backends give."""
+    for code, timeout in (("import os\nwhile True:\n    os.fork()", 8), (FORK_TO_THE_LIMIT, 30)):
+        async with await sandboxes.create("") as sandbox:
+            try:
+                result = await run(sandbox, code, timeout=timeout)
+            except SandboxError as exc:
+                assert sandbox_backend == "docker-runsc" and "memory limit" in str(exc), exc
+                continue
+            if code is FORK_TO_THE_LIMIT:
+                assert result.error is None, result
+                forked, refused = (int(n) for n in result.stdout.split())
+                assert 0 < forked < 64 and refused == 1, result
+            else:  # every fork past the limit failed, or the time limit killed the lot
+                assert result.timed_out or (result.error and "BlockingIOError" in result.error), result
+            assert (await run(sandbox, "print('alive')")).stdout == "alive\n"
     await assert_healthy(sandboxes)
 
 

@@ -36,8 +36,8 @@ ATTACH_BUFFER_BYTES = 2 * MAX_LINE_BYTES
 _FRAME_CHUNK = 64 * 1024
 OWNER_LABEL = "tinychat.owner"
 # gVisor: host tasks (sentry threads, gofer, systrap stubs) allowed per guest process, and on top.
-GVISOR_HOST_TASKS_PER_PROCESS = 8
-GVISOR_HOST_TASKS = 256
+GVISOR_HOST_TASKS_PER_PROCESS = 32
+GVISOR_HOST_TASKS = 1024
 _STDOUT, _STDERR = 1, 2
 
 
