@@ -12,6 +12,7 @@ memory, CPU and process limits (see tests/rlm/pool_runners.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import tarfile
@@ -214,3 +215,39 @@ async def wait_until_gone(marker: str, within: float = 10.0) -> list[int]:
     while (left := processes_with(marker)) and loop.time() < deadline:
         await asyncio.sleep(0.1)
     return left
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def rlm_service_process(command: list[str], env: dict[str, str]) -> AsyncIterator[str]:
+    """rlm-service started by `command` (its environment `env` plus a free PORT on loopback),
+    as its URL once /healthz answers; stopped on exit."""
+    import aiohttp
+
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        *command, env={**env, "PORT": str(port), "HOST": "127.0.0.1"}, cwd=REPO
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(600):
+                try:
+                    async with session.get(url + "/healthz") as answer:
+                        if answer.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                assert process.returncode is None, f"rlm-service did not start: {command}"
+                await asyncio.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        await process.wait()

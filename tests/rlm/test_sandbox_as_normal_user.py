@@ -4,7 +4,6 @@ the code of an RLM request never runs (never a sandbox that is the user's own ui
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import sys
@@ -15,8 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.rlm.sandbox_fixtures import REPO
-from tests.rlm.test_sandbox_fail_closed import free_port
+from tests.rlm.sandbox_fixtures import rlm_service_process
 
 NORMAL_UID = 65534
 
@@ -41,35 +39,15 @@ def shared_dir() -> Iterator[Path]:
 
 @pytest.fixture
 async def rlm_as_normal_user(shared_dir: Path) -> AsyncIterator[str]:
-    port = free_port()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(shared_dir),
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
         "RLM_SANDBOX": "process",
         "CHAT_SERVICE_URL": "http://127.0.0.1:9",
     }
     as_user = ["setpriv", f"--reuid={NORMAL_UID}", f"--regid={NORMAL_UID}", "--clear-groups"]
-    process = await asyncio.create_subprocess_exec(
-        *as_user, sys.executable, "-m", "tinychat_rlm", env=env, cwd=REPO
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(600):
-                try:
-                    async with session.get(url + "/healthz") as answer:
-                        if answer.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert process.returncode is None, "rlm-service did not start as a normal user"
-                await asyncio.sleep(0.1)
+    async with rlm_service_process([*as_user, sys.executable, "-m", "tinychat_rlm"], env) as url:
         yield url
-    finally:
-        process.terminate()
-        await process.wait()
 
 
 async def test_rlm_as_a_normal_user_is_off_with_the_reason_and_no_code_runs(

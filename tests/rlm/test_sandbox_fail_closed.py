@@ -9,7 +9,6 @@ import asyncio
 import errno
 import json
 import os
-import socket
 import sys
 import textwrap
 from collections.abc import AsyncIterator
@@ -19,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from tinychat_rlm.sandbox import seccomp
 
-from tests.rlm.sandbox_fixtures import REPO
+from tests.rlm.sandbox_fixtures import REPO, rlm_service_process
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.skipif(sys.platform != "linux", reason="Linux only")]
 
@@ -59,41 +58,16 @@ RLM_UNDER_FILTER = textwrap.dedent(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 async def rlm_under_filter() -> AsyncIterator[str]:
-    port = free_port()
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
         "RLM_SANDBOX": "process",
         "CHAT_SERVICE_URL": "http://127.0.0.1:9",
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", RLM_UNDER_FILTER, namespace_refusing_filter().hex(), env=env, cwd=REPO
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(600):
-                try:
-                    async with session.get(url + "/healthz") as answer:
-                        if answer.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert process.returncode is None, "rlm-service did not start under the filter"
-                await asyncio.sleep(0.1)
+    command = [sys.executable, "-c", RLM_UNDER_FILTER, namespace_refusing_filter().hex()]
+    async with rlm_service_process(command, env) as url:
         yield url
-    finally:
-        process.terminate()
-        await process.wait()
 
 
 async def test_the_filter_really_refuses_namespaces() -> None:
