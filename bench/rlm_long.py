@@ -219,10 +219,24 @@ async def direct_floor(session: aiohttp.ClientSession, model_url: str, task: Tas
 def breakdown(events: list[dict[str, Any]]) -> dict[str, float]:
     steps = [e["rlm"] for e in events if "rlm" in e]
     cells = sum(s.get("ms", 0) for s in steps if s["kind"] == "output") / 1000
-    subcalls = sum(s.get("ms", 0) for s in steps if s["kind"] == "subcall") / 1000
+    # Groups of one batch are answered side by side: the time covered, not the sum.
+    subcalls = covered_seconds([(s["t"] - s["ms"], s["t"]) for s in steps if s["kind"] == "subcall"])
     root = sum(s.get("ms", 0) for s in steps if s["kind"] == "reasoning" and s.get("done")) / 1000
     turns = sum(1 for s in steps if s["kind"] == "reasoning" and s.get("done"))
     return {"root": root, "sandbox": cells - subcalls, "subcalls": subcalls, "turns": turns}
+
+
+def covered_seconds(spans: list[tuple[int, int]]) -> float:
+    """How long at least one of the spans (start and end in ms) was running."""
+    covered, reach = 0, None
+    for start, end in sorted(spans):
+        if reach is None or start > reach:
+            covered += end - start
+            reach = end
+        elif end > reach:
+            covered += end - reach
+            reach = end
+    return covered / 1000
 
 
 def answer_of(events: list[dict[str, Any]]) -> str:

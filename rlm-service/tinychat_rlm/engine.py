@@ -189,30 +189,51 @@ class _Level:
     branches: int = 0
 
     async def run_in_sandbox(self, job: RlmJob, *, depth: int, branch: str) -> _JobLoop:
-        """One loop with a sandbox of its own, killed however the loop ends."""
-        sandbox = await self.engine._sandbox(job.context)
+        """One loop with a sandbox of its own, killed however the loop ends. The sandbox
+        starts while the model writes the first turn: only the first cell waits for it."""
+        starting = asyncio.create_task(self.engine._sandbox(job.context))
         end = "error"
         try:
-            loop = _JobLoop(self, sandbox, job, depth=depth, branch=branch)
+            loop = _JobLoop(self, starting, job, depth=depth, branch=branch)
             job.release_context()
             await loop.run()
             end = "finished"
             return loop
         except asyncio.CancelledError:
             end = "cancelled"
+            starting.cancel()  # a sandbox cancelled while it starts kills itself
             raise
         finally:
-            await sandbox.kill()
-            self.engine._watch.killed(end)
+            sandbox = await _started(starting)
+            if sandbox is not None:
+                await sandbox.kill()
+                self.engine._watch.killed(end)
+
+
+async def _started(starting: asyncio.Task[Sandbox]) -> Sandbox | None:
+    """The sandbox once its start is over, to be killed; None if it did not start. Waiting
+    for it (a failed model call is no reason to leave a sandbox half started) stops it
+    when the wait itself is cancelled."""
+    if not starting.done():
+        try:
+            await asyncio.wait([starting])
+        except asyncio.CancelledError:
+            starting.cancel()
+            raise
+    if starting.cancelled() or starting.exception() is not None:
+        return None
+    return starting.result()
 
 
 class _JobLoop:
     """The turns of one level of a job (the root, or a sub-RLM); lives as long as it does."""
 
-    def __init__(self, level: _Level, sandbox: Sandbox, job: RlmJob, *, depth: int, branch: str) -> None:
+    def __init__(
+        self, level: _Level, sandbox: asyncio.Task[Sandbox], job: RlmJob, *, depth: int, branch: str
+    ) -> None:
         self.level = level
         self.chat = level.engine._chat
-        self.sandbox = sandbox
+        self.sandbox = sandbox  # still starting, maybe: awaited by the first cell
         self.limits = level.engine._limits
         self.job = job
         self.record = level.record
@@ -325,13 +346,12 @@ class _JobLoop:
         return reply
 
     async def _run_cell(self, code: str) -> CellResult:
+        sandbox = await self.sandbox  # started beside the first turn; there by the first cell
         self.record.cells.append(code)
         self._step("code", code=code)
         started = time.perf_counter()
         try:
-            result = await self.sandbox.execute(
-                code, llm_query=self._subcalls, timeout=self.limits.cell_timeout
-            )
+            result = await sandbox.execute(code, llm_query=self._subcalls, timeout=self.limits.cell_timeout)
         except SandboxError as exc:
             raise SandboxFailed(f"The code sandbox failed: {exc}") from None
         if result.timed_out:

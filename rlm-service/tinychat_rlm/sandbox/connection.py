@@ -20,6 +20,7 @@ import json
 import logging
 import time
 from abc import abstractmethod
+from collections.abc import Coroutine
 from typing import Any
 
 from tinychat_common.errors import TinyChatError
@@ -35,6 +36,9 @@ MAX_LINE_BYTES = 8 * 1024 * 1024
 # What a stream reader may hold before it stops reading from the sandbox.
 READ_BUFFER_BYTES = MAX_LINE_BYTES
 MAX_MESSAGE_BYTES = MAX_LINE_BYTES  # the former name, kept for callers
+# How many llm_query lines the runner may have with the host at once (runner.py's
+# QUERIES_IN_FLIGHT): llm_query_batched sends its next group while this one is answered.
+QUERIES_IN_FLIGHT = 2
 START_TIMEOUT = 20.0
 # Caps of a result's fields (characters), whatever the runner claims.
 MAX_FINAL_CHARS = 200_000
@@ -55,6 +59,7 @@ class RunnerSandbox(Sandbox):
         self._busy = asyncio.Lock()
         self._next_cell = 0
         self._last_query = 0
+        self._unanswered = 0  # llm_query lines whose reply is not yet written
         self.output_limit = 20_000
 
     # -- what a backend provides --------------------------------------------------------------
@@ -145,28 +150,67 @@ class RunnerSandbox(Sandbox):
         self._next_cell += 1
         cell_id = self._next_cell
         await self._send({"type": "exec", "id": cell_id, "code": code})
-        # The budget counts the cell's own running time, not the time the LM takes to answer.
+        # The budget counts the cell's own running time, not the time the LM takes to answer:
+        # the clock runs only while no llm_query is being answered.
         budget = timeout
-        while True:
-            started = time.monotonic()
-            async with asyncio.timeout(budget):
-                message = await self._receive()
-            budget -= time.monotonic() - started
-            kind = message.get("type")
-            if kind == "llm_query":
-                if message.get("id") != self._last_query + 1:
-                    raise SandboxError("the sandbox broke the protocol (an llm_query id out of sequence)")
-                self._last_query += 1
-                answers = await self._answer(message, llm_query)
-                await self._send({"type": "llm_reply", "id": self._last_query, **answers})
-            elif kind == "result":
-                if message.get("id") != cell_id:
-                    raise SandboxError("the sandbox broke the protocol (a result for a cell not asked for)")
-                return _cell_result(message, self.output_limit)
-            elif kind == "fatal":
-                raise SandboxError(f"the sandbox failed: {_cut(str(message.get('error')), MAX_ERROR_CHARS)}")
-            else:
-                raise SandboxError(f"the sandbox broke the protocol (unexpected {_cut(repr(kind), 40)})")
+        answering: set[asyncio.Task[None]] = set()
+        receiving = asyncio.ensure_future(self._receive())
+        try:
+            while True:
+                started = time.monotonic()
+                done, _ = await asyncio.wait(
+                    {receiving, *answering},
+                    timeout=None if answering else budget,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not answering:
+                    budget -= time.monotonic() - started
+                if not done:
+                    raise TimeoutError
+                for task in done - {receiving}:
+                    answering.discard(task)
+                    task.result()  # a reply that could not be sent ends the cell
+                if receiving not in done:
+                    continue
+                message = receiving.result()
+                kind = message.get("type")
+                if kind == "llm_query":
+                    answering.add(asyncio.create_task(self._answer_query(message, llm_query)))
+                    receiving = asyncio.ensure_future(self._receive())
+                elif kind == "result":
+                    if message.get("id") != cell_id or self._unanswered:
+                        raise SandboxError("the sandbox broke the protocol (a result not asked for)")
+                    return _cell_result(message, self.output_limit)
+                elif kind == "fatal":
+                    error = _cut(str(message.get("error")), MAX_ERROR_CHARS)
+                    raise SandboxError(f"the sandbox failed: {error}")
+                else:
+                    raise SandboxError(f"the sandbox broke the protocol (unexpected {_cut(repr(kind), 40)})")
+        finally:
+            pending = [task for task in (receiving, *answering) if not task.done()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    def _answer_query(self, message: dict[str, Any], llm_query: LlmQuery) -> Coroutine[Any, Any, None]:
+        """Checks an llm_query line at once (its id is the next one, and the runner keeps no
+        more than QUERIES_IN_FLIGHT with the host); the answer and reply follow as a task."""
+        if message.get("id") != self._last_query + 1:
+            raise SandboxError("the sandbox broke the protocol (an llm_query id out of sequence)")
+        if self._unanswered >= QUERIES_IN_FLIGHT:
+            raise SandboxError("the sandbox broke the protocol (too many llm_query lines at once)")
+        self._last_query += 1
+        self._unanswered += 1
+        query_id = self._last_query
+
+        async def answer_and_reply() -> None:
+            answers = await self._answer(message, llm_query)
+            # Counted as answered in the step that writes the reply: the runner may ask
+            # again as soon as it reads it, before this task's drain returns.
+            self._unanswered -= 1
+            await self._send({"type": "llm_reply", "id": query_id, **answers})
+
+        return answer_and_reply()
 
     async def _answer(self, message: dict[str, Any], llm_query: LlmQuery) -> dict[str, Any]:
         prompts = message.get("prompts")

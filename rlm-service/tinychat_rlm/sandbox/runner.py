@@ -11,10 +11,13 @@ Protocol (one JSON object per line; the host speaks first):
                     the text(s) follow the line as raw UTF-8, n bytes each, in order
     runner → host   {"type": "ready"}
     host → runner   {"type": "exec", "id": 1, "code": "…"}
-    runner → host   {"type": "llm_query", "id": 7, "prompts": ["…"]}        (zero or more, in a cell)
+    runner → host   {"type": "llm_query", "id": 7, "prompts": ["…"]}        (zero or more, in a cell;
+                                                            ids 1, 2, 3, … in order; at most
+                                                            QUERIES_IN_FLIGHT not yet answered)
                     {…, "rlm": {"context": null | str | [str], "names": [str] | null}}
                                                             (rlm_query: one prompt, a sub-RLM)
     host → runner   {"type": "llm_reply", "id": 7, "answers": ["…"]}        or {"…", "error": "…"}
+                                                            (as each is answered: in any order)
     runner → host   {"type": "result", "id": 1, "stdout", "stderr", "final", "variables",
                      "error", "truncated_chars"}
     runner → host   {"type": "fatal", "error": "…"}                          (then the runner exits)
@@ -36,9 +39,12 @@ Two processes, so that cell code cannot reach the protocol channel at all:
   `{"ask": [prompt, …], "n": k}` (llm_query, llm_query_batched), `{"ask": [prompt], "n": k,
   "rlm": {…}}` (rlm_query) and `{"done": {"final", "variables", "error"}, "cell": c}` (cell c
   ended). The runner sends `{"exec": code, "cell": c}` and `{"reply": k, "answers": […]}` or
-  `{"reply": k, "error": "…"}`; a message with another number than the one awaited is
-  skipped on either side, so a cell that writes into its own pipes can confuse nothing but
-  the messages it wrote. The runner checks every
+  `{"reply": k, "error": "…"}`; a message with a number not awaited is skipped on either
+  side, so a cell that writes into its own pipes can confuse nothing but the messages it
+  wrote. A large llm_query_batched is several requests, two of them out at once (the
+  runner reads no further request while two wait for the host). The runner never blocks
+  writing to the cell process: what it sends waits in a buffer until the pipe takes it,
+  so a cell busy writing a request cannot stall the replies. The runner checks every
   request, drops a line that is not one, gives every llm_query the id it chooses, and writes
   every protocol line itself. A request line over the line limit, or the cell process
   dying, ends the job with a `fatal` line that says why.
@@ -66,7 +72,7 @@ import traceback
 # runner's other imports together, and nothing here needs it at run time (mypy reads it).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any, BinaryIO
 
     Message = dict[str, Any]
@@ -74,11 +80,18 @@ if TYPE_CHECKING:
 DEFAULT_OUTPUT_LIMIT = 20_000
 DEFAULT_MAX_LINE_BYTES = 8 * 1024 * 1024
 MAX_VARIABLES_LISTED = 200
-BATCH_MESSAGE_CHARS = 4_000_000  # of prompts in one llm_query message
+# llm_query_batched sends a large batch in groups of about this many bytes of JSON (a fan
+# out over 60 MB is not one 60 MB line for the host to hold), and keeps this many groups
+# with the host at once, so that the model always has the next group's prompts to work on.
+BATCH_MESSAGE_BYTES = 4_000_000
+QUERIES_IN_FLIGHT = 2
+# What the runner's llm_query line adds around a request's prompts: its type and id.
+PROTOCOL_LINE_SLACK = 64
 # This file's name as its code objects know it (a path, or "<string>" when run with -c).
 RUNNER_FILE = (lambda: None).__code__.co_filename
 HELPER_NAMES = frozenset({"llm_query", "llm_query_batched", "rlm_query", "FINAL", "FINAL_VAR"})
 PIPE_CHUNK = 1 << 16
+CHANNEL_CHUNK = 1 << 20
 PR_SET_DUMPABLE = 4
 # Started as root (the docker backend: only CAP_SETUID and CAP_SETGID), the runner and the
 # cell process part into two unprivileged uids, so the cell cannot open the runner's
@@ -109,31 +122,65 @@ class CellGone(Exception):
 
 
 class ProtocolChannel:
-    """The real channel to the host. Only the runner process ever holds it."""
+    """The real channel to the host. Only the runner process ever holds it.
 
-    def __init__(self, reader: BinaryIO, writer: BinaryIO) -> None:
+    Read through a buffer of its own rather than a BufferedReader, so that the runner can
+    poll the descriptor and know whether a whole line is already waiting in the buffer."""
+
+    def __init__(self, reader: int, writer: BinaryIO) -> None:
         self.reader = reader
         self.writer = writer
+        self.buffer = bytearray()
 
     def send(self, message: Message) -> None:
         self.writer.write(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
         self.writer.flush()
 
     def receive(self) -> Message:
-        # BufferedReader.readline runs in C: a line of tens of MB is read in one pass.
-        line = self.reader.readline()
-        if not line:
-            raise HostGone
-        message = json.loads(line)
+        message = json.loads(self.readline())
         if not isinstance(message, dict):
             raise ValueError("protocol message is not an object")
         return message
 
+    def has_line(self) -> bool:
+        return b"\n" in self.buffer
+
+    def readline(self) -> bytes:
+        searched = 0
+        while (end := self.buffer.find(b"\n", searched)) < 0:
+            searched = len(self.buffer)
+            if not self.fill():
+                raise HostGone
+        line = bytes(self.buffer[: end + 1])
+        del self.buffer[: end + 1]
+        return line
+
+    def read_exactly(self, size: int) -> bytearray:
+        """`size` raw bytes (a document sent after the init line), read straight into place."""
+        data = bytearray(size)
+        view = memoryview(data)
+        have = min(size, len(self.buffer))
+        view[:have] = self.buffer[:have]
+        del self.buffer[:have]
+        while have < size:
+            got = os.readv(self.reader, [view[have:]])
+            if not got:
+                raise HostGone
+            have += got
+        view.release()
+        return data
+
+    def fill(self) -> bool:
+        data = os.read(self.reader, CHANNEL_CHUNK)
+        self.buffer += data
+        return bool(data)
+
     def close(self) -> None:
         # Nothing is buffered (send flushes every line), so closing writes nothing.
-        for stream in (self.reader, self.writer):
-            with contextlib.suppress(OSError, ValueError):
-                stream.close()
+        with contextlib.suppress(OSError, ValueError):
+            os.close(self.reader)
+        with contextlib.suppress(OSError, ValueError):
+            self.writer.close()
 
 
 class CappedText(io.TextIOBase):
@@ -182,9 +229,9 @@ class Document(str):
 
     name: str
 
-    def __new__(cls, text: str | bytes, name: str) -> Document:
+    def __new__(cls, text: str | bytes | bytearray, name: str) -> Document:
         # From bytes, decoded straight into the Document: no second copy of a large text.
-        if isinstance(text, bytes):
+        if isinstance(text, bytes | bytearray):
             document = super().__new__(cls, text, "utf-8", "replace")
         else:
             document = super().__new__(cls, text)
@@ -271,9 +318,7 @@ class Runner:
         )
         texts: list[str] = []
         for index, size in enumerate(sizes):
-            data = self.channel.reader.read(size)
-            if len(data) != size:
-                raise HostGone
+            data = self.channel.read_exactly(size)
             name = names[index] if named and isinstance(names, list) else None
             texts.append(Document(data, name) if isinstance(name, str) else data.decode("utf-8", "replace"))
             del data
@@ -291,42 +336,66 @@ class Runner:
             self.channel.send(result)
 
     def run_cell(self, code: str) -> Message:
+        """One cell: the cell process's requests become llm_query lines as they come, up to
+        QUERIES_IN_FLIGHT at once (llm_query_batched sends its next group while the host is
+        still answering the last), and each reply goes back to the request it answers."""
         cell = self.cell
         assert cell is not None
         cell.discard_output()  # what a background process printed between cells
         stdout, stderr = CapturedOutput(self.output_limit), CapturedOutput(self.output_limit)
         self.cell_count += 1
         cell.send({"exec": code, "cell": self.cell_count})
+        asked: dict[int, tuple[int, int]] = {}  # query id → (the cell's number, prompt count)
         while True:
-            request = cell.next_request(stdout, stderr)
-            if "done" in request and request["cell"] != self.cell_count:
+            if self.channel.has_line():
+                self.pass_reply(asked)
+                continue
+            room = len(asked) < QUERIES_IN_FLIGHT
+            host = self.channel.reader if asked else None
+            request = cell.next_request(stdout, stderr, host=host, requests=room)
+            if request is None:  # the host is answering
+                if not self.channel.fill():
+                    raise HostGone
+            elif "done" in request and request["cell"] != self.cell_count:
                 cell.ignored_lines += 1
             elif "done" in request:
+                while asked:  # asked and left without waiting: the answers go nowhere
+                    self.pass_reply(asked, to_cell=False)
                 cell.drain_output(stdout, stderr)
                 if cell.ignored_lines:
                     stderr.note(f"[the runner ignored {cell.ignored_lines} line(s) that were not requests]\n")
                     cell.ignored_lines = 0
                 return cell_result(request["done"], stdout, stderr)
             else:
-                reply = self.forward_query(request["ask"], request.get("rlm"))
-                cell.send({"reply": request["n"], **reply})
+                query_id = self.send_query(request["ask"], request.get("rlm"))
+                asked[query_id] = (request["n"], len(request["ask"]))
 
-    def forward_query(self, prompts: list[str], rlm: object) -> Message:
-        """One llm_query of the cell as a protocol round trip, under an id of the runner's."""
+    def send_query(self, prompts: list[str], rlm: object) -> int:
+        """One llm_query of the cell as a protocol line, under an id of the runner's."""
         self.next_query_id += 1
         query: Message = {"type": "llm_query", "id": self.next_query_id, "prompts": prompts}
         if rlm is not None:
             query["rlm"] = rlm
         self.channel.send(query)
+        return self.next_query_id
+
+    def pass_reply(self, asked: dict[int, tuple[int, int]], *, to_cell: bool = True) -> None:
         reply = self.channel.receive()
-        if reply.get("type") != "llm_reply" or reply.get("id") != self.next_query_id:
+        if reply.get("type") != "llm_reply" or not is_number(reply.get("id")) or reply["id"] not in asked:
             raise HostGone  # the host broke the protocol; nothing sane can follow
-        if reply.get("error"):
-            return {"error": str(reply["error"])}
-        answers = reply.get("answers")
-        if not isinstance(answers, list) or len(answers) != len(prompts):
-            return {"error": "the answers did not match the prompts"}
-        return {"answers": [str(a) for a in answers]}
+        number, count = asked.pop(reply["id"])
+        if to_cell:
+            assert self.cell is not None
+            self.cell.send({"reply": number, **checked_answers(reply, count)})
+
+
+def checked_answers(reply: Message, count: int) -> Message:
+    if reply.get("error"):
+        return {"error": str(reply["error"])}
+    answers = reply.get("answers")
+    if not isinstance(answers, list) or len(answers) != count:
+        return {"error": "the answers did not match the prompts"}
+    return {"answers": [str(a) for a in answers]}
 
 
 class CapturedOutput:
@@ -366,30 +435,61 @@ class CellProcess:
         self.lines: list[bytes] = []
         self.ignored_lines = 0
         self.exit_status: int | None = None
-        for fd in (requests, stdout, stderr):
+        self.outbox = bytearray()
+        self.open_outputs = {stdout, stderr}
+        for fd in (to_cell, requests, stdout, stderr):
             os.set_blocking(fd, False)
-        self.poller = select.poll()
-        for fd in (requests, stdout, stderr):
-            self.poller.register(fd, select.POLLIN)
 
     def send(self, message: Message) -> None:
-        data = memoryview(frame(message))
-        try:
-            while data:
-                data = data[os.write(self.to_cell, data) :]
-        except OSError:
-            raise CellGone(self.why_gone()) from None
+        """Queued, and written as the cell process reads: the runner never blocks on a cell
+        that is itself busy writing a request."""
+        self.outbox += frame(message)
+        self.flush()
 
-    def next_request(self, stdout: CapturedOutput, stderr: CapturedOutput) -> Message:
-        """Reads the cell's output into `stdout`/`stderr` until a request arrives."""
+    def flush(self) -> None:
+        while self.outbox:
+            try:
+                written = os.write(self.to_cell, self.outbox)
+            except BlockingIOError:
+                return
+            except OSError:
+                raise CellGone(self.why_gone()) from None
+            del self.outbox[:written]
+
+    def next_request(
+        self,
+        stdout: CapturedOutput,
+        stderr: CapturedOutput,
+        *,
+        host: int | None = None,
+        requests: bool = True,
+    ) -> Message | None:
+        """Reads the cell's output into `stdout`/`stderr` and writes what is queued for it,
+        until a request arrives or, with `host`, until the host's descriptor is readable
+        (then None). With `requests` false, requests wait in the pipe."""
         sinks = {self.outputs[0]: stdout, self.outputs[1]: stderr}
         while True:
-            while self.lines:
+            while requests and self.lines:
                 request = parse_request(self.lines.pop(0))
                 if request is not None:
                     return request
                 self.ignored_lines += 1
-            for fd, _ in self.poller.poll(REAP_INTERVAL_MS):
+            poller = select.poll()
+            for fd in self.open_outputs:
+                poller.register(fd, select.POLLIN)
+            if requests:
+                poller.register(self.requests, select.POLLIN)
+            if self.outbox:
+                poller.register(self.to_cell, select.POLLOUT)
+            if host is not None:
+                poller.register(host, select.POLLIN)
+            ready = [fd for fd, _ in poller.poll(REAP_INTERVAL_MS)]
+            if host in ready:
+                return None
+            for fd in ready:
+                if fd == self.to_cell:
+                    self.flush()
+                    continue
                 data = read_some(fd)
                 if fd == self.requests:
                     if not data:
@@ -398,10 +498,10 @@ class CellProcess:
                 elif data:
                     sinks[fd].feed(data)
                 elif data is not None:
-                    self.poller.unregister(fd)  # every writer of it is gone
+                    self.open_outputs.discard(fd)  # every writer of it is gone
             if self.reap():
                 self.drain_requests()
-                if not self.lines:
+                if not self.lines or not requests:
                     raise CellGone(self.why_gone())
 
     def take(self, data: bytes) -> None:
@@ -468,7 +568,7 @@ class CellProcess:
 def frame(message: Message) -> bytes:
     """One message on a private pipe: a JSON line after a newline of its own, so that bytes a
     cell wrote into the pipe without a newline end there and never run into a real message."""
-    return b"\n" + json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n"
+    return b"\n" + encode_json(message) + b"\n"
 
 
 def read_some(fd: int) -> bytes | None:
@@ -628,9 +728,14 @@ class Cells:
         }
 
     def send(self, message: Message) -> None:
-        data = memoryview(frame(message))
-        while data:
-            data = data[os.write(self.requests, data) :]
+        self.send_line(encode_json(message))
+
+    def send_line(self, line: bytes) -> None:
+        """One message, framed (see frame()), written whole however long it is."""
+        for data in (b"\n", line, b"\n"):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.requests, view) :]
 
     def receive(self) -> Message:
         while True:
@@ -665,10 +770,21 @@ class Cells:
             raise TypeError("llm_query_batched(prompts) needs a list of str")
         if not prompts:
             return []
-        answers: list[str] = []
-        for group in batch_groups(prompts):
-            answers += self._ask(group)
-        return answers
+        self._check_owner()
+        answers: dict[int, list[str]] = {}  # by the request's number
+        waiting: dict[int, int] = {}  # the request's number → its prompt count
+        failure: str | None = None
+        for group in encoded_groups(prompts):
+            if len(waiting) >= QUERIES_IN_FLIGHT:
+                failure = self._collect(waiting, answers) or failure
+            if failure:
+                break  # no more groups once one failed, but every group sent is waited for
+            waiting[self._send_ask(group)] = len(group)
+        while waiting:
+            failure = self._collect(waiting, answers) or failure
+        if failure:
+            raise RuntimeError(f"llm_query failed: {failure}")
+        return [answer for number in sorted(answers) for answer in answers[number]]
 
     def rlm_query(self, prompt: str, context: object = None) -> str:
         """Ask a sub-RLM (its own REPL, `context` its context, or the prompt when None)."""
@@ -697,27 +813,52 @@ class Cells:
         self.set_final(self.namespace[name])
 
     def _ask(self, prompts: list[str], **extra: object) -> list[str]:
+        self._check_owner()
+        pieces = [encode_json(prompt) for prompt in prompts]
+        number = self._send_ask(pieces, extra)
+        answers: dict[int, list[str]] = {}
+        failure = self._collect({number: len(prompts)}, answers)
+        if failure:
+            raise RuntimeError(f"llm_query failed: {failure}")
+        return answers[number]
+
+    def _check_owner(self) -> None:
         if os.getpid() != self.owner_pid:
             raise RuntimeError("llm_query is not available in a child process")
-        # Measured as the runner's protocol line will be, with the largest id it could carry.
-        line = json.dumps({"type": "llm_query", "id": 2**53, "prompts": prompts, **extra})
-        if len(line) + 16 > self.max_line:  # ASCII JSON: one byte per character
+
+    def _send_ask(self, pieces: list[bytes], extra: Message | None = None) -> int:
+        """One request from prompts already encoded as JSON strings; its number."""
+        self.asked += 1
+        line = b'{"ask": [' + b", ".join(pieces) + b'], "n": ' + str(self.asked).encode()
+        if extra:
+            line += b", " + encode_json(extra)[1:-1]
+        line += b"}"
+        # The runner's protocol line carries the same prompts, re-encoded the same way,
+        # with its own type and id around them.
+        if len(line) + PROTOCOL_LINE_SLACK > self.max_line:
             raise ValueError(
                 f"llm_query: these prompts come to {len(line):,} bytes; at most "
-                f"{self.max_line:,} go in one call: send fewer or shorter prompts at a time"
+                f"{self.max_line - PROTOCOL_LINE_SLACK:,} go in one call: send fewer or shorter "
+                "prompts at a time"
             )
-        self.asked += 1
-        number = self.asked
-        self.send({"ask": prompts, "n": number, **extra})
+        self.send_line(line)
+        return self.asked
+
+    def _collect(self, waiting: dict[int, int], answers: dict[int, list[str]]) -> str | None:
+        """Waits for the reply to any of the requests `waiting` for one (the runner passes
+        them on as the host finishes them); takes it off the list. The error, if it failed."""
         reply = self.receive()
-        while reply.get("reply") != number:  # a reply to a request the cell forged
-            reply = self.receive()
+        while not (is_number(reply.get("reply")) and reply["reply"] in waiting):
+            reply = self.receive()  # a reply to a request the cell forged
+        number = reply["reply"]
+        count = waiting.pop(number)
         if reply.get("error"):
-            raise RuntimeError(f"llm_query failed: {reply['error']}")
-        answers = reply.get("answers")
-        if not isinstance(answers, list) or len(answers) != len(prompts):
-            raise RuntimeError("llm_query failed: the answers did not match the prompts")
-        return [str(a) for a in answers]
+            return str(reply["error"])
+        found = reply.get("answers")
+        if not isinstance(found, list) or len(found) != count:
+            return "the answers did not match the prompts"
+        answers[number] = [str(a) for a in found]
+        return None
 
     # -- running cells ----------------------------------------------------------------------
 
@@ -781,18 +922,26 @@ def plain_function(method: Callable[..., Any]) -> Callable[..., Any]:
     return helper
 
 
-def batch_groups(prompts: list[str], max_chars: int = BATCH_MESSAGE_CHARS) -> list[list[str]]:
-    """A batch cut into messages of about `max_chars` each (at least one prompt each): a fan
-    out over a 60 MB context is not one 60 MB line for the host to hold at once."""
-    groups: list[list[str]] = [[]]
+def encode_json(value: object) -> bytes:
+    """As every line of the runner's is encoded: UTF-8, not \\u escapes."""
+    return json.dumps(value, ensure_ascii=False).encode("utf-8")
+
+
+def encoded_groups(prompts: list[str], max_bytes: int = BATCH_MESSAGE_BYTES) -> Iterator[list[bytes]]:
+    """A batch's prompts encoded once as JSON strings, in groups of about `max_bytes` (at
+    least one prompt each), each encoded only when it is due: the first group goes out
+    while the rest are still text. Bytes, not characters: the line limit is in bytes, and
+    a character of Chinese text is three of them."""
+    group: list[bytes] = []
     size = 0
     for prompt in prompts:
-        if groups[-1] and size + len(prompt) > max_chars:
-            groups.append([])
-            size = 0
-        groups[-1].append(prompt)
-        size += len(prompt)
-    return groups
+        piece = encode_json(prompt)
+        if group and size + len(piece) > max_bytes:
+            yield group
+            group, size = [], 0
+        group.append(piece)
+        size += len(piece) + 2
+    yield group
 
 
 def format_cell_error(exc: BaseException) -> str:
@@ -854,7 +1003,7 @@ def set_dumpable(value: bool) -> None:
 
 def open_protocol_channel() -> ProtocolChannel:
     """Move the protocol to private descriptors and point 0, 1 and 2 at /dev/null."""
-    reader = os.fdopen(os.dup(0), "rb", buffering=1 << 20)
+    reader = os.dup(0)
     writer = os.fdopen(os.dup(1), "wb", buffering=1 << 16)
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
