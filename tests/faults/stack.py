@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from aiohttp.web_protocol import RequestHandler
 
 from tests.support.net import free_port
+from tests.support.polling import wait_until_serving
 
 # Every fault must end within this; the settings below make each one end well inside it.
 FAULT_BOUND_SECONDS = 10.0
@@ -58,19 +59,14 @@ class ServiceProcess:
         return self
 
     async def _wait_until_alive(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + START_TIMEOUT_SECONDS
-        async with aiohttp.ClientSession() as session:
-            while loop.time() < deadline:
-                assert self.process is not None
-                if self.process.returncode is not None:
-                    pytest.fail(f"{self.package} exited at start:\n{self.log_text()}")
-                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                    async with session.get(self.url + "/healthz", timeout=aiohttp.ClientTimeout(1)) as r:
-                        if r.status == 200:
-                            return
-                await asyncio.sleep(0.1)
-        pytest.fail(f"{self.package} did not answer /healthz in time:\n{self.log_text()}")
+        assert self.process is not None
+        await wait_until_serving(
+            self.url + "/healthz",
+            self.process,
+            self.package,
+            START_TIMEOUT_SECONDS,
+            details=lambda: ":\n" + self.log_text(),
+        )
 
     async def kill(self) -> None:
         """SIGKILL: no drain, no clean-up, as a crash or the OOM killer would."""

@@ -20,6 +20,7 @@ from tinychat_gateway.app import create_app as create_gateway_app
 from tinychat_gateway.config import GatewaySettings
 
 from tests.support.net import closed_port_url, free_port, serve_app
+from tests.support.polling import wait_until_serving
 from tests.support.sse import answer_text, read_events
 
 pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed (make test-model)")
@@ -41,23 +42,6 @@ def smollm2_gguf() -> Path:
     return found[0]
 
 
-async def wait_until_serving(url: str, server: asyncio.subprocess.Process) -> None:
-    async with aiohttp.ClientSession() as session:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + START_SECONDS
-        while loop.time() < deadline:
-            if server.returncode is not None:
-                pytest.fail(f"the llama.cpp server exited with {server.returncode}")
-            try:
-                async with session.get(url + "/models") as response:
-                    if response.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.5)
-    pytest.fail(f"the llama.cpp server did not serve {url} within {START_SECONDS} s")
-
-
 @pytest.fixture
 async def llama_server(tmp_path: Path) -> AsyncIterator[str]:
     port = free_port()
@@ -71,7 +55,7 @@ async def llama_server(tmp_path: Path) -> AsyncIterator[str]:
     server = await asyncio.create_subprocess_exec(*command, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        await wait_until_serving(url, server)
+        await wait_until_serving(url + "/models", server, "the llama.cpp server", START_SECONDS)
         yield url
     finally:
         if server.returncode is None:

@@ -19,12 +19,16 @@ import tarfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tinychat_rlm.sandbox import CellResult, Sandbox, SandboxFactory
 from tinychat_rlm.sandbox.docker import LABEL, OWNER_LABEL, DockerSandboxFactory
 from tinychat_rlm.sandbox.pool import PoolSandboxFactory
 from tinychat_rlm.sandbox.process import ProcessSandboxFactory
+
+from tests.support.net import free_port
+from tests.support.polling import wait_until_serving
 
 REPO = Path(__file__).resolve().parents[2]
 # Per worktree (RLM_TEST_SANDBOX_IMAGE), so parallel checkouts do not test each other's runner.
@@ -217,37 +221,39 @@ async def wait_until_gone(marker: str, within: float = 10.0) -> list[int]:
     return left
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.asynccontextmanager
 async def rlm_service_process(command: list[str], env: dict[str, str]) -> AsyncIterator[str]:
     """rlm-service started by `command` (its environment `env` plus a free PORT on loopback),
     as its URL once /healthz answers; stopped on exit."""
-    import aiohttp
-
     port = free_port()
     process = await asyncio.create_subprocess_exec(
         *command, env={**env, "PORT": str(port), "HOST": "127.0.0.1"}, cwd=REPO
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(600):
-                try:
-                    async with session.get(url + "/healthz") as answer:
-                        if answer.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                assert process.returncode is None, f"rlm-service did not start: {command}"
-                await asyncio.sleep(0.1)
+        await wait_until_serving(url + "/healthz", process, f"rlm-service ({command[0]})", 60)
         yield url
     finally:
         process.terminate()
         await process.wait()
+
+
+async def assert_rlm_off_and_no_code_runs(url: str, marker: Path, reason: str) -> dict[str, Any]:
+    """rlm-service at `url` says RLM is off, giving `reason` and a way out (the pool), and
+    refuses a job (503) whose code would write `marker`, before any code runs. Its config."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url + "/v1/rlm/config") as answer:
+            config: dict[str, Any] = await answer.json()
+        assert config["enabled"] is False
+        assert reason in config["problem"] and "RLM_SANDBOX=pool" in config["problem"]
+
+        code = f"open({str(marker)!r}, 'w').write('ran')"
+        body = {"rlm": True, "messages": [{"role": "user", "content": f"```repl\n{code}\n```"}]}
+        async with session.post(url + "/v1/rlm/stream", json=body) as answer:
+            error = await answer.json()
+        assert answer.status == 503
+        assert error["error"] == "sandbox_unavailable" and reason in error["detail"]
+    assert not await asyncio.to_thread(marker.exists)
+    return config

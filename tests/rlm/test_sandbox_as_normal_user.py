@@ -11,10 +11,9 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from tests.rlm.sandbox_fixtures import rlm_service_process
+from tests.rlm.sandbox_fixtures import assert_rlm_off_and_no_code_runs, rlm_service_process
 
 NORMAL_UID = 65534
 
@@ -53,18 +52,4 @@ async def rlm_as_normal_user(shared_dir: Path) -> AsyncIterator[str]:
 async def test_rlm_as_a_normal_user_is_off_with_the_reason_and_no_code_runs(
     rlm_as_normal_user: str, shared_dir: Path
 ) -> None:
-    url = rlm_as_normal_user
-    async with aiohttp.ClientSession() as session:
-        async with session.get(url + "/v1/rlm/config") as answer:
-            config = await answer.json()
-        assert config["enabled"] is False
-        assert "run as root" in config["problem"] and "RLM_SANDBOX=pool" in config["problem"]
-
-        marker = shared_dir / "ran"
-        code = f"open({str(marker)!r}, 'w').write('as the user')"
-        body = {"rlm": True, "messages": [{"role": "user", "content": f"```repl\n{code}\n```"}]}
-        async with session.post(url + "/v1/rlm/stream", json=body) as answer:
-            error = await answer.json()
-        assert answer.status == 503
-        assert error["error"] == "sandbox_unavailable" and "run as root" in error["detail"]
-    assert not marker.exists()
+    await assert_rlm_off_and_no_code_runs(rlm_as_normal_user, shared_dir / "ran", "run as root")

@@ -18,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from tinychat_rlm.sandbox import seccomp
 
-from tests.rlm.sandbox_fixtures import REPO, rlm_service_process
+from tests.rlm.sandbox_fixtures import REPO, assert_rlm_off_and_no_code_runs, rlm_service_process
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.skipif(sys.platform != "linux", reason="Linux only")]
 
@@ -86,27 +86,12 @@ async def test_the_filter_really_refuses_namespaces() -> None:
 
 async def test_rlm_is_off_with_the_reason_and_no_code_runs(rlm_under_filter: str, tmp_path) -> None:
     url = rlm_under_filter
-    async with aiohttp.ClientSession() as session:
-        async with session.get(url + "/v1/rlm/config") as answer:
-            config = await answer.json()
-        assert config["enabled"] is False
-        assert "user namespaces" in config["problem"] and "RLM_SANDBOX=pool" in config["problem"]
-        assert "\n" not in config["problem"]
-
-        async with session.get(url + "/readyz") as answer:
-            ready = await answer.json()
-        assert answer.status == 200  # chat goes on; only RLM is off
-        assert ready["rlm"] == "unavailable" and "user namespaces" in ready["unavailable"]
-
-        marker = tmp_path / "ran"
-        code = f"open({str(marker)!r}, 'w').write('unisolated')"
-        body = {"rlm": True, "messages": [{"role": "user", "content": f"```repl\n{code}\n```"}]}
-        async with session.post(url + "/v1/rlm/stream", json=body) as answer:
-            error = await answer.json()
-        assert answer.status == 503
-        assert error["error"] == "sandbox_unavailable"
-        assert "user namespaces" in error["detail"]
-    assert not marker.exists()
+    config = await assert_rlm_off_and_no_code_runs(url, tmp_path / "ran", "user namespaces")
+    assert "\n" not in config["problem"]
+    async with aiohttp.ClientSession() as session, session.get(url + "/readyz") as answer:
+        ready = await answer.json()
+    assert answer.status == 200  # chat goes on; only RLM is off
+    assert ready["rlm"] == "unavailable" and "user namespaces" in ready["unavailable"]
 
     # The gateway says so too, in /api/config and /api/health.
     from tinychat_gateway.app import create_app as create_gateway_app
