@@ -38,6 +38,12 @@ elif kind == 'result-for-another-cell':
     send(b'{"type": "result", "id": 7, "stdout": "for a cell never sent"}\n')
 elif kind == 'query-out-of-sequence':
     send(b'{"type": "llm_query", "id": 99, "prompts": ["out of sequence"]}\n')
+elif kind == 'three-queries-at-once':
+    for number in (1, 2, 3):
+        send(b'{"type": "llm_query", "id": %d, "prompts": ["q"]}\n' % number)
+elif kind == 'a-result-while-a-query-waits':
+    send(b'{"type": "llm_query", "id": 1, "prompts": ["q"]}\n')
+    send(b'{"type": "result", "id": 1, "stdout": "done early"}\n')
 elif kind == 'a-reply-from-the-sandbox':
     send(b'{"type": "llm_reply", "id": 1, "answers": ["a reply from the sandbox"]}\n')
 time.sleep(30)
@@ -90,4 +96,16 @@ async def test_an_id_not_asked_for_ends_the_job(kind: str) -> None:
     sandbox = await hostile_sandbox(kind)
     with pytest.raises(SandboxError, match="protocol"):
         await run(sandbox, "print('anything')")
+    assert not sandbox.alive
+
+
+@pytest.mark.parametrize("kind", ["three-queries-at-once", "a-result-while-a-query-waits"])
+async def test_more_unanswered_queries_than_the_runner_may_send_end_the_job(kind: str) -> None:
+    async def never_answers(prompts: list[str]) -> list[str]:
+        await asyncio.Event().wait()  # so every query the runner sends stays unanswered
+        return prompts
+
+    sandbox = await hostile_sandbox(kind)
+    with pytest.raises(SandboxError, match="protocol"):
+        await sandbox.execute("print('anything')", llm_query=never_answers, timeout=20)
     assert not sandbox.alive
